@@ -1,0 +1,48 @@
+"""The ``advebm-teach`` command: ``pretrain`` (and, as the course grows, ``reproduce`` and ``bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import CONFIGS, FAST_ENV_VAR
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from .pretrain import pretrain
+
+    records = pretrain(args.config, out=args.out, seed=args.seed, kinds=tuple(args.only or ("plm", "energy_lm")),
+                       energy_epochs=args.energy_epochs, checkpoints=args.checkpoints, command=args.command_line)
+    summary = {kind: {k: v for k, v in rec["metrics"].items() if k != "per_position_correctness"}
+               for kind, rec in records.items()}
+    print(json.dumps(summary, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="advebm-teach", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    pre = commands.add_parser("pretrain", help="train P_LM and the energy model's LM from scratch; save weights")
+    pre.add_argument("--config", choices=sorted(CONFIGS), default="course")
+    pre.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
+    pre.add_argument("--out", help="output folder (default: the shipped weights' folder; runs/ in fast mode)")
+    pre.add_argument("--checkpoints", help="training checkpoint folder (default: runs/checkpoints/<config>)")
+    pre.add_argument("--seed", type=int, help="run seed (default: the configuration's)")
+    pre.add_argument("--only", action="append", choices=["plm", "energy_lm"], help="train only this model")
+    pre.add_argument("--energy-epochs", type=int, help="override the energy model's epoch budget")
+    pre.set_defaults(run=_pretrain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["advebm-teach", *argv])
+    if getattr(args, "fast", False):
+        os.environ[FAST_ENV_VAR] = "1"
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Run-time settings shared by every notebook and script.
+
+* Fast mode: ``ADVEBM_FAST=1`` (the test run sets it) shrinks data sizes and epoch counts so that
+  notebooks run in seconds; it never skips a code path. The committed notebook outputs come from it.
+* Device: CUDA, then Apple's MPS, then the CPU.
+* Seeding: one call seeds Python, NumPy and torch.
+* The course configurations: ``course`` (sized for a 2-core CPU) and ``paper`` (the paper's Table 1).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .task import AdditionTask
+
+# Denormal floats make LSTM epochs on CPU swing from 0.4 s to 25 s; flushing them to zero is harmless here.
+torch.set_flush_denormal(True)
+
+FAST_ENV_VAR = "ADVEBM_FAST"
+
+
+def fast_mode() -> bool:
+    """True when ``ADVEBM_FAST`` is set to 1/true/yes (read at call time, so tests can toggle it)."""
+    return os.environ.get(FAST_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick(full, fast):
+    """``fast`` in fast mode, else ``full``: how sizes shrink without skipping code."""
+    return fast if fast_mode() else full
+
+
+def pick_device() -> torch.device:
+    """The best available device: cuda > mps > cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Optimisation settings of one pre-training run (paper Table 1, adapted where noted)."""
+
+    n_train: int
+    n_val: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    """One configuration of the whole course pipeline: the task size and how each model is pre-trained.
+
+    ``plm`` is the LSTM language model P_LM; ``energy_lm`` is the Transformer energy model's
+    language-model pre-training (paper section 3.2).
+    """
+
+    name: str
+    n_digits: int
+    plm: TrainingSetup
+    energy_lm: TrainingSetup
+    seed: int = 0
+
+
+# P_LM: Table 1 (AdamW, lr 1e-3, weight decay 0.05, up to 500 epochs on 1,000 sequences). Early
+# stopping on a held-out split keeps the best epoch: trained to the end, the LSTM memorises its data.
+_PLM = TrainingSetup(n_train=1_000, n_val=1_000, epochs=500, batch_size=32, lr=1e-3, weight_decay=0.05, patience=20)
+
+CONFIGS: dict[str, CourseConfig] = {
+    "course": CourseConfig(
+        name="course",
+        n_digits=5,
+        plm=_PLM,
+        # Table 1's energy learning rate "6e-10" is a typo; 6e-4 is the usual GPT-style rate.
+        energy_lm=TrainingSetup(
+            n_train=100_000, n_val=2_000, epochs=12, batch_size=256, lr=6e-4, weight_decay=0.01, patience=3,
+            warmup_steps=200,
+        ),
+    ),
+    "paper": CourseConfig(
+        name="paper",
+        n_digits=10,
+        plm=_PLM,
+        energy_lm=TrainingSetup(
+            n_train=100_000, n_val=2_000, epochs=500, batch_size=256, lr=6e-4, weight_decay=0.01, patience=5,
+            warmup_steps=200,
+        ),
+    ),
+}
+
+
+def get_config(name: str) -> CourseConfig:
+    """The named configuration; a ValueError lists the valid names."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown config {name!r}; expected one of {sorted(CONFIGS)}")
+    return CONFIGS[name]
+
+
+def make_task(config: str = "course") -> AdditionTask:
+    """The ``AdditionTask`` of a course configuration (``"course"`` or ``"paper"``)."""
+    return AdditionTask(get_config(config).n_digits)

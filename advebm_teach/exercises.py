@@ -1,0 +1,61 @@
+"""Checkers for the notebooks' exercises: each runs a student's function against a trusted reference
+(plain Python integer arithmetic) on edge cases and random cases, prints right or wrong, returns a bool."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterable
+
+
+def _cases(seed: int = 0) -> Iterable[tuple[int, int, int]]:
+    """(a, b, n_digits): the carry-chain edge cases first, then random ones."""
+    for n in (1, 2, 5, 10):
+        top = 10**n - 1
+        yield from [(0, 0, n), (top, top, n), (top, 1, n), (1, top, n), (10 ** (n - 1), 10 ** (n - 1), n)]
+    rng = random.Random(seed)
+    for _ in range(200):
+        n = rng.randint(1, 12)
+        yield rng.randrange(10**n), rng.randrange(10**n), n
+
+
+def _verdict(name: str, check: Callable[[int, int, int], tuple[Any, Any, str]]) -> bool:
+    for a, b, n in _cases():
+        try:
+            expected, got, call = check(a, b, n)
+        except Exception as error:  # the student's code raised: say so, do not crash the notebook
+            print(f"✗ not yet: {name} raised {type(error).__name__}: {error}")
+            return False
+        if got != expected:
+            print(f"✗ wrong: {call} returned {got!r}, expected {expected!r}")
+            return False
+    print(f"✓ right: {name} agrees with Python's integer addition on every case tried")
+    return True
+
+
+def check_answer_digits(answer_digits: Callable[[int, int, int], str]) -> bool:
+    """Exercise 00.1: ``answer_digits(a, b, n_digits)`` is the n+1 digits of c = a + b, e.g. (12, 39, 2) -> '051'."""
+
+    def check(a: int, b: int, n: int) -> tuple[str, Any, str]:
+        return str(a + b).zfill(n + 1), answer_digits(a, b, n), f"answer_digits({a}, {b}, {n})"
+
+    return _verdict("answer_digits", check)
+
+
+def digits_of(x: int, n_digits: int) -> list[int]:
+    """The ``n_digits`` digits of ``x``, most significant first."""
+    return [int(d) for d in str(x).zfill(n_digits)]
+
+
+def check_carries(carries: Callable[[list[int], list[int]], list[int]]) -> bool:
+    """Exercise 00.2: ``carries(a_digits, b_digits)`` is the carry out of each column, most significant first.
+
+    Reference: the carry out of the column worth 10^j is 1 exactly when (a mod 10^(j+1)) + (b mod 10^(j+1))
+    reaches 10^(j+1), which depends on every digit to the right of that column.
+    """
+
+    def check(a: int, b: int, n: int) -> tuple[list[int], Any, str]:
+        expected = [int(a % 10 ** (j + 1) + b % 10 ** (j + 1) >= 10 ** (j + 1)) for j in reversed(range(n))]
+        a_digits, b_digits = digits_of(a, n), digits_of(b, n)
+        return expected, carries(a_digits, b_digits), f"carries({a_digits}, {b_digits})"
+
+    return _verdict("carries", check)

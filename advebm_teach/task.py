@@ -1,0 +1,210 @@
+"""The paper's arithmetic sequence task (section 3.1).
+
+A sequence is ``<bos> a_n..a_1 + b_n..b_1 = c_{n+1}..c_1 <eos>``: most significant digit first,
+``c = a + b`` written with n+1 digits (``c_{n+1}`` is the final carry, 0 or 1). One token per symbol::
+
+    <bos> 1 2 + 3 9 = 0 5 1 <eos>        (n = 2: 12 + 39 = 051)
+
+Correctness of a sequence (the paper's metric) is the fraction of its n+1 ``c`` digits that equal
+the true sum of the sequence's *own* ``a`` and ``b``; a malformed sequence scores 0.
+
+Note: the paper's printed example, ``4680156823 + 2390922645 = 07332265161``, is not a valid sum in
+either digit order (4680156823 + 2390922645 = 7071079468); the course uses the definition, not the example.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Sequence
+
+import torch
+
+DIGITS = [str(d) for d in range(10)]
+BOS, EOS, PLUS, EQUALS = "<bos>", "<eos>", "+", "="
+_SYMBOL = re.compile(r"<bos>|<eos>|\S")
+
+
+class AdditionTask:
+    """Vocabulary, layout, sampling and the correctness metric of n-digit addition sequences.
+
+    Digit tokens have the ids 0-9 (token id = digit value), then ``+``, ``=``, ``<bos>``, ``<eos>``.
+    """
+
+    def __init__(self, n_digits: int = 10) -> None:
+        if not isinstance(n_digits, int) or isinstance(n_digits, bool) or n_digits < 1:
+            raise ValueError(f"n_digits must be an int >= 1, got {n_digits!r}")
+        self.n_digits = n_digits
+        self.vocab: list[str] = DIGITS + [PLUS, EQUALS, BOS, EOS]
+        self.token_id = {symbol: i for i, symbol in enumerate(self.vocab)}
+        n = n_digits
+        # Layout: <bos> a(n) + b(n) = c(n+1) <eos>
+        self.a_positions = range(1, 1 + n)
+        self.plus_position = 1 + n
+        self.b_positions = range(2 + n, 2 + 2 * n)
+        self.equals_position = 2 + 2 * n
+        self.c_positions = range(3 + 2 * n, 4 + 3 * n)
+        self.seq_len = 5 + 3 * n
+        template = torch.full((self.seq_len,), -1, dtype=torch.long)  # -1 marks a digit slot
+        template[0] = self.token_id[BOS]
+        template[self.plus_position] = self.token_id[PLUS]
+        template[self.equals_position] = self.token_id[EQUALS]
+        template[-1] = self.token_id[EOS]
+        self.format_template = template
+        self.digit_slots = template < 0
+
+    def __repr__(self) -> str:
+        return f"AdditionTask(n_digits={self.n_digits})"
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    # ------------------------------------------------------------------ text <-> tokens
+    def encode(self, text: str | Sequence[str]) -> torch.Tensor:
+        """Symbols to token ids: a string gives ``(seq_len,)``, a list of strings ``(B, seq_len)``.
+
+        Whitespace is ignored. The short form without ``<bos>``/``<eos>`` (``seq_len - 2`` symbols) gets
+        both added. The result need not be a correct sum, nor even well formed (only its length is checked).
+        """
+        if isinstance(text, str):
+            return self._encode_one(text)
+        if not isinstance(text, Sequence) or len(text) == 0 or not all(isinstance(t, str) for t in text):
+            raise ValueError("encode expects a string or a non-empty list of strings")
+        return torch.stack([self._encode_one(t) for t in text])
+
+    def _encode_one(self, text: str) -> torch.Tensor:
+        symbols = _SYMBOL.findall(text)
+        if len(symbols) == self.seq_len - 2:  # the short form, "12+39=051": add <bos> and <eos>
+            symbols = [BOS, *symbols, EOS]
+        unknown = [s for s in symbols if s not in self.token_id]
+        if unknown:
+            raise ValueError(f"unknown symbol {unknown[0]!r} in {text!r}; the vocabulary is {self.vocab}")
+        if len(symbols) != self.seq_len:
+            raise ValueError(
+                f"wrong length: {text!r} has {len(symbols)} tokens, expected {self.seq_len} "
+                f"for n_digits={self.n_digits} (<bos> {self.n_digits} + {self.n_digits} = {self.n_digits + 1} <eos>)"
+            )
+        return torch.tensor([self.token_id[s] for s in symbols], dtype=torch.long)
+
+    def decode(self, tokens: torch.Tensor, strip: bool = False) -> str | list[str]:
+        """Token ids to text, ``"<bos>12+39=051<eos>"``; ``(T,)`` gives a str, ``(B, T)`` a list.
+
+        ``decode`` and ``encode`` are exact inverses. ``strip=True`` drops ``<bos>``/``<eos>`` for display.
+        """
+        texts = []
+        for row in self._batch(tokens).tolist():
+            symbols = [self.vocab[t] for t in row]
+            if strip and symbols[0] == BOS and symbols[-1] == EOS:
+                symbols = symbols[1:-1]
+            texts.append("".join(symbols))
+        return texts[0] if tokens.dim() == 1 else texts
+
+    def check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Validate a ``(T,)`` or ``(B, T)`` integer tensor of token ids; returns it unchanged."""
+        if not isinstance(tokens, torch.Tensor):
+            raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise ValueError(f"tokens must have an integer dtype (torch.long), got {tokens.dtype}")
+        if tokens.dim() not in (1, 2):
+            raise ValueError(f"tokens must have shape (T,) or (B, T), got {tuple(tokens.shape)}")
+        if tokens.shape[-1] != self.seq_len:
+            raise ValueError(
+                f"tokens have length {tokens.shape[-1]}, expected seq_len={self.seq_len} for n_digits={self.n_digits}"
+            )
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), got min {int(tokens.min())}, max {int(tokens.max())}")
+        return tokens
+
+    def _batch(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = self.check_tokens(tokens).long()
+        return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` correct sequences ``(n, seq_len)`` with a and b uniform on [0, 10^n_digits).
+
+        Pass ``seed`` or ``generator`` for reproducible draws (not both).
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass seed or generator, not both")
+        if seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+        a = torch.randint(0, 10, (n, self.n_digits), generator=generator)
+        b = torch.randint(0, 10, (n, self.n_digits), generator=generator)
+        return self.assemble(a, b, self.add_digits(a, b))
+
+    def assemble(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Sequences from digit tensors ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
+        tokens = self.format_template.repeat(a.shape[0], 1)
+        tokens[:, self.a_positions] = a
+        tokens[:, self.b_positions] = b
+        tokens[:, self.c_positions] = c
+        return tokens
+
+    @staticmethod
+    def add_digits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Column addition with carries: digits of ``a + b`` (B, n+1), most significant first."""
+        carry = torch.zeros(a.shape[0], dtype=torch.long)
+        columns = []
+        for i in reversed(range(a.shape[1])):
+            total = a[:, i] + b[:, i] + carry
+            columns.append(total % 10)
+            carry = total // 10
+        columns.append(carry)
+        return torch.stack(columns[::-1], dim=1)
+
+    # ------------------------------------------------------------------ structure and metric
+    def is_well_formed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` bool: format tokens in their places and a digit in every digit slot."""
+        tokens = self._batch(tokens)
+        format_ok = (tokens == self.format_template)[:, ~self.digit_slots].all(dim=1)
+        digits_ok = (tokens[:, self.digit_slots] < 10).all(dim=1)
+        return format_ok & digits_ok
+
+    def digit_correct(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, n+1)`` bool: which c digits equal the true sum of the sequence's own a and b.
+
+        All False for a malformed sequence.
+        """
+        tokens = self._batch(tokens)
+        well_formed = self.is_well_formed(tokens)
+        safe = torch.where(well_formed[:, None], tokens, torch.zeros_like(tokens))
+        a, b = safe[:, self.a_positions], safe[:, self.b_positions]
+        correct = safe[:, self.c_positions] == self.add_digits(a, b)
+        return correct & well_formed[:, None]
+
+    def correctness(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The paper's metric, ``(B,)`` float: correct c digits / (n+1); 0 for a malformed sequence."""
+        return self.digit_correct(tokens).float().mean(dim=1)
+
+    def editable_mask(self, tokens: torch.Tensor, positions: Literal["digits", "answer"] = "digits") -> torch.Tensor:
+        """``(B, T)`` bool: where an attack may change a token.
+
+        ``"digits"``: every a, b and c digit (the paper's candidates are all tokens of the sequence);
+        ``"answer"``: the c digits only. Format tokens are never editable. The mask depends only on
+        the layout, not on the token values.
+        """
+        tokens = self._batch(tokens)
+        if positions == "digits":
+            row = self.digit_slots.clone()
+        elif positions == "answer":
+            row = torch.zeros(self.seq_len, dtype=torch.bool)
+            row[self.c_positions] = True
+        else:
+            raise ValueError(f"positions must be 'digits' or 'answer', got {positions!r}")
+        return row.expand(tokens.shape[0], -1).clone()
+
+    def position_labels(self) -> list[str]:
+        """A name per position for plots: ``<bos>, a5..a1, +, b5..b1, =, c6..c1, <eos>``."""
+        n = self.n_digits
+        return (
+            [BOS]
+            + [f"a{i}" for i in range(n, 0, -1)]
+            + [PLUS]
+            + [f"b{i}" for i in range(n, 0, -1)]
+            + [EQUALS]
+            + [f"c{i}" for i in range(n + 1, 0, -1)]
+            + [EOS]
+        )

@@ -1,0 +1,38 @@
+"""Regenerate notebooks/NN_topic.ipynb from NN_topic.py, executed in fast mode, outputs kept.
+
+    python tools/build_notebooks.py                 # every notebook
+    python tools/build_notebooks.py notebooks/00_addition_task.py
+
+Edit the .py (the source), run this, commit both. Widget state is dropped from the metadata (a plotly
+FigureWidget stores ~5 MB of plotly.js there, and nbval does not need it); execution counts are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbclient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(source: Path) -> None:
+    notebook = jupytext.read(source)
+    notebook.metadata["jupytext"] = {**notebook.metadata.get("jupytext", {}), "formats": "ipynb,py:percent"}
+    started = time.perf_counter()
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(source.parent)}}).execute()
+    notebook.metadata.pop("widgets", None)
+    jupytext.write(notebook, source.with_suffix(".ipynb"))
+    print(f"{source.with_suffix('.ipynb').relative_to(ROOT)}: executed in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    os.environ["ADVEBM_FAST"] = "1"  # committed outputs come from fast mode, as in CI
+    sources = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    for source in sources:
+        build(source)
