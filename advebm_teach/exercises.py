@@ -25,6 +25,9 @@ def _verdict(name: str, check: Callable[[int, int, int], tuple[Any, Any, str]]) 
         except Exception as error:  # the student's code raised: say so, do not crash the notebook
             print(f"✗ not yet: {name} raised {type(error).__name__}: {error}")
             return False
+        if got is None:
+            print(f"✗ not yet: {call} returned None; write the body of {name}")
+            return False
         if got != expected:
             print(f"✗ wrong: {call} returned {got!r}, expected {expected!r}")
             return False

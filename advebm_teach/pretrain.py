@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,8 @@ def sample_metrics(model: nn.Module, task: AdditionTask, n: int, seed: int) -> d
 
 def _scaled(setup: TrainingSetup) -> TrainingSetup:
     """Fast mode: the same run on far less data and far fewer epochs."""
-    return TrainingSetup(
-        n_train=pick(setup.n_train, min(setup.n_train, 300)), n_val=pick(setup.n_val, 200),
-        epochs=pick(setup.epochs, 2), batch_size=setup.batch_size, lr=setup.lr, weight_decay=setup.weight_decay,
-        patience=setup.patience, warmup_steps=pick(setup.warmup_steps, 0),
-    )
+    return replace(setup, n_train=pick(setup.n_train, min(setup.n_train, 300)), n_val=pick(setup.n_val, 200),
+                   epochs=pick(setup.epochs, 2), warmup_steps=pick(setup.warmup_steps, 0))
 
 
 def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: TrainingSetup, seeds: dict[str, int],
@@ -118,7 +116,7 @@ def pretrain(config: str | CourseConfig = "course", out: str | Path | None = Non
     seed_everything(seed)
     task = AdditionTask(cfg.n_digits)
     seeds = data_seeds(seed)
-    energy_setup = cfg.energy_lm if energy_epochs is None else TrainingSetup(**{**vars(cfg.energy_lm), "epochs": energy_epochs})
+    energy_setup = cfg.energy_lm if energy_epochs is None else replace(cfg.energy_lm, epochs=energy_epochs)
     record = {
         "config": cfg.name, "n_digits": cfg.n_digits, "seed": seed, "data_seeds": seeds, "fast_mode": fast_mode(),
         "command": command or f"advebm-teach pretrain --config {cfg.name}",

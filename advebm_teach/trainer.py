@@ -118,7 +118,6 @@ def train_lm(
     }
     result = TrainResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    bad_epochs = 0
     last_path = None
     if checkpoint_dir is not None:
         last_path = Path(checkpoint_dir) / "last"
@@ -130,7 +129,6 @@ def train_lm(
                     f"saved {record['settings']}, now {settings}. Use another checkpoint_dir."
                 )
             result = TrainResult(**record["result"])
-            bad_epochs = record["bad_epochs"]
 
     steps_per_epoch = -(-len(train_tokens) // batch_size)
     start_epoch = len(result.history)
@@ -160,17 +158,15 @@ def train_lm(
                "seconds": time.perf_counter() - started}
         result.history.append(row)
         if val_loss < result.best_val_loss:
-            result.best_val_loss, result.best_epoch, bad_epochs = val_loss, epoch + 1, 0
+            result.best_val_loss, result.best_epoch = val_loss, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        result.stopped_early = bad_epochs >= patience
+        result.stopped_early = epoch + 1 - result.best_epoch >= patience
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}", best=result.best_epoch)
         if last_path is not None:
             save_training_state(last_path, model, optimizer,
-                                {"settings": settings, "result": asdict(result), "bad_epochs": bad_epochs}, best_state)
+                                {"settings": settings, "result": asdict(result)}, best_state)
     bar.close()
     model.load_state_dict(best_state)
     model.eval()

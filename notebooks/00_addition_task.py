@@ -268,10 +268,11 @@ with torch.no_grad():
     energy_data = energy_lm.energy(task.sample(n_samples, seed=12))
     energy_plm = energy_lm.energy(plm_samples)
 plm_correctness = task.correctness(plm_samples)
-right_threshold = energy_data.quantile(0.99)
+looks_true = energy_plm < energy_data.quantile(0.99)  # as low as 99 % of true sums
 print(f"median energy of true sums: {energy_data.median():.1f}; of P_LM samples: {energy_plm.median():.1f}")
-print(f"P_LM samples with lower energy than 99% of true sums: {(energy_plm < right_threshold).float().mean():.1%}; "
-      f"their average correctness {plm_correctness[energy_plm < right_threshold].mean():.2f}")
+print(f"P_LM samples whose energy is as low as 99% of true sums': {looks_true.float().mean():.1%}, "
+      f"average correctness {plm_correctness[looks_true].mean():.2f}; "
+      f"the others: {plm_correctness[~looks_true].mean():.2f}")
 
 # %% [markdown]
 # Low energy picks out the right sums. Later notebooks train such energies (a scalar read-out, fine-tuned

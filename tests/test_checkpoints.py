@@ -25,6 +25,11 @@ def test_model_round_trip_gives_identical_outputs(tmp_path, head):
     assert json.loads((tmp_path / "energy.json").read_text()) == record
 
 
+def test_checkpoint_files_are_readable_by_others(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"w": torch.zeros(1)}, {})
+    assert all((tmp_path / name).stat().st_mode & 0o777 == 0o644 for name in ("ck.json", "ck.safetensors"))
+
+
 def test_record_lives_in_the_safetensors_header_too(tmp_path):
     save_checkpoint(tmp_path / "ck", {"w": torch.arange(3.0)}, {"epoch": 4})
     (tmp_path / "ck.json").unlink()  # the sidecar is for people; the header is authoritative
