@@ -118,6 +118,8 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
       correction (a residual on what pre-training learned).
 
     ``answer_positions`` (the positions whose NLL ``lm_nll`` sums) defaults to every position after the first.
+    The read-out ``w, b`` starts at zero, so before fine-tuning ``lm_nll`` is exactly the NLL and the
+    scalar heads are constant (they learn what data looks like only when fine-tuned).
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         answer[list(answer_positions)] = True
         self.register_buffer("answer_mask", answer[1:], persistent=False)  # aligned with token_nll's t = 1..T-1
         self.apply(_init_weights)
+        nn.init.zeros_(self.energy_readout.weight)  # untrained read-out: E = 0 (mean, eos), E = NLL (lm_nll)
         self.head = head
 
     @classmethod

@@ -50,7 +50,7 @@ def sample_metrics(model: nn.Module, task: AdditionTask, n: int, seed: int) -> d
         "sample_correctness": float(correctness.mean()),
         "sample_correctness_std": float(correctness.std()),
         "fully_correct": float((correctness == 1).float().mean()),
-        "per_position_correctness": task.digit_correct(samples).float().mean(0).tolist(),
+        "per_position_correctness": [round(x, 4) for x in task.digit_correct(samples).float().mean(0).tolist()],
         "n_eval_samples": n,
         "eval_seed": seed,
     }

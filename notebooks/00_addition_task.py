@@ -183,7 +183,7 @@ for text, score in zip(task.decode(plm_samples[:6], strip=True), task.correctnes
 # %%
 plm_per_position = task.digit_correct(plm_samples).float().mean(0)
 c_labels = [task.position_labels()[i] for i in task.c_positions]
-print("P_LM correctness per answer digit:", dict(zip(c_labels, plm_per_position.round(decimals=2).tolist())))
+print("P_LM correctness per answer digit:", ", ".join(f"{label} {value:.2f}" for label, value in zip(c_labels, plm_per_position)))
 
 # %% [markdown]
 # The leading digit (the final carry) is mostly right: it is 1 exactly when `a + b` overflows, which the
@@ -242,8 +242,9 @@ training_curves(energy_record["history"], keys=("val_loss", "sample_correctness"
 # %%
 energy_samples = sample_lm(energy_lm, task, n_samples, seed=11)
 energy_per_position = task.digit_correct(energy_samples).float().mean(0)
-print(f"energy model's own samples: average correctness {task.correctness(energy_samples).mean():.2f} "
-      f"(P_LM: {task.correctness(plm_samples).mean():.2f})")
+energy_correctness = task.correctness(energy_samples)
+print(f"energy model's own samples: average correctness {energy_correctness.mean():.3f}, "
+      f"{(energy_correctness == 1).float().mean():.1%} fully correct (P_LM: {task.correctness(plm_samples).mean():.3f})")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -259,27 +260,29 @@ per_position_bars(c_labels, {"P_LM (LSTM, 1,000 sequences)": plm_per_position.to
 # `c` equal `a + b`? The paper's plan: draw from P_LM, then move the samples toward low energy.
 #
 # One energy is already within reach: the pre-trained model's own negative log-likelihood of the
-# answer digits, $E(x) = -\sum_{i \in c} \log p_\theta(x_i \mid x_{<i})$ (the `lm_nll` read-out). Low
-# energy should mean a right sum. Does it separate correct sequences from P_LM's samples?
+# answer digits, $E(x) = -\sum_{i \in c} \log p_\theta(x_i \mid x_{<i})$ (the `lm_nll` read-out, before
+# any fine-tuning). It reads the whole sequence, `a` and `b` included, and judges the answer against
+# them. Low energy should mean a right sum, and every digit put right should lower it:
 
 # %%
 energy_lm.head = "lm_nll"
 with torch.no_grad():
     energy_data = energy_lm.energy(task.sample(n_samples, seed=12))
     energy_plm = energy_lm.energy(plm_samples)
-plm_correctness = task.correctness(plm_samples)
-looks_true = energy_plm < energy_data.quantile(0.99)  # as low as 99 % of true sums
-print(f"median energy of true sums: {energy_data.median():.1f}; of P_LM samples: {energy_plm.median():.1f}")
-print(f"P_LM samples whose energy is as low as 99% of true sums': {looks_true.float().mean():.1%}, "
-      f"average correctness {plm_correctness[looks_true].mean():.2f}; "
-      f"the others: {plm_correctness[~looks_true].mean():.2f}")
+right_digits = task.digit_correct(plm_samples).sum(dim=1)
+print(f"true sums: median energy {energy_data.median():.1f} nats")
+for k in right_digits.unique().tolist():
+    chosen = right_digits == k
+    print(f"P_LM samples with {k} of {task.n_digits + 1} answer digits right: median energy "
+          f"{energy_plm[chosen].median():.0f} ({int(chosen.sum())} samples)")
 
 # %% [markdown]
-# Low energy picks out the right sums. Later notebooks train such energies (a scalar read-out, fine-tuned
-# to tell data from P_LM samples, as in Residual EBMs) and use them to *improve* P_LM's samples: by
-# reweighting many samples (importance resampling) or by editing one sample, token by token, toward lower
-# energy (the paper's adversarial attack). Notebook 01 starts with the theory: what the gradient of an
-# EBM's likelihood is, on a space small enough to check every number.
+# The energy falls with every answer digit put right: it scores the sequence *globally*. Later notebooks
+# use such energies to *improve* P_LM's samples, by reweighting many samples (importance resampling, as
+# Residual EBMs do) or by editing one sample, token by token, toward lower energy (the paper's
+# adversarial attack). They also fine-tune scalar read-outs to tell data from P_LM samples, and show
+# where those go wrong. Notebook 01 starts with the theory: what the gradient of an EBM's likelihood is,
+# on a space small enough to check every number.
 #
 # **Summary.** The task is `a + b = c`; correctness counts right `c` digits. P_LM (1,000 sequences) writes
 # well-formed but mostly wrong sums, failing where a carry must travel; the pre-trained Transformer adds
