@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +42,15 @@ def copy_rate(samples: torch.Tensor, train_tokens: torch.Tensor) -> float:
     return sum(tuple(row) in seen for row in samples.tolist()) / max(len(samples), 1)
 
 
-def sample_metrics(model: nn.Module, task: AdditionTask, n: int, seed: int) -> dict[str, Any]:
-    """Correctness of ``n`` constrained samples: mean, standard deviation, and per c position."""
-    samples = sample_lm(model, task, n, seed=seed)
+def sample_metrics(samples: torch.Tensor, task: AdditionTask) -> dict[str, Any]:
+    """Correctness of samples: mean, standard deviation, fully correct fraction, and per c position."""
     correctness = task.correctness(samples)
     return {
         "sample_correctness": float(correctness.mean()),
         "sample_correctness_std": float(correctness.std()),
         "fully_correct": float((correctness == 1).float().mean()),
         "per_position_correctness": [round(x, 4) for x in task.digit_correct(samples).float().mean(0).tolist()],
-        "n_eval_samples": n,
-        "eval_seed": seed,
+        "n_eval_samples": len(samples),
     }
 
 
@@ -70,7 +68,7 @@ def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: Trai
     n_eval = pick(EVAL_SAMPLES, 200)
 
     def track_samples(row: dict, trained: nn.Module) -> None:  # the pre-training curve of sample quality
-        row["sample_correctness"] = sample_metrics(trained, task, n_eval // 4, seeds["eval"] + 1)["sample_correctness"]
+        row["sample_correctness"] = float(task.correctness(sample_lm(trained, task, n_eval // 4, seed=seeds["eval"] + 1)).mean())
 
     started = time.perf_counter()
     result = train_lm(
@@ -79,17 +77,19 @@ def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: Trai
         seed=record["seed"], progress=progress, checkpoint_dir=checkpoints / kind,
         on_epoch_end=track_samples if kind == "energy_lm" else None,
     )
-    model.cpu()
+    train_seconds = round(time.perf_counter() - started, 1)
+    samples = sample_lm(model.cpu(), task, n_eval, seed=seeds["eval"])
     metrics = {
-        **sample_metrics(model, task, n_eval, seeds["eval"]),
+        **sample_metrics(samples, task),
+        "eval_seed": seeds["eval"],
         "heldout_loss": result.best_val_loss,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
-        "train_seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": train_seconds,
     }
     if kind == "plm":
-        metrics["copy_rate"] = copy_rate(sample_lm(model, task, n_eval, seed=seeds["eval"]), train)
-    full = {**record, "kind": kind, "training": vars(setup), "metrics": metrics, "history": result.history}
+        metrics["copy_rate"] = copy_rate(samples, train)
+    full = {**record, "kind": kind, "training": asdict(setup), "metrics": metrics, "history": result.history}
     save_model(out / kind, model, full)
     return full
 

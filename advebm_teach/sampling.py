@@ -58,7 +58,7 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
     for t in range(1, task.seq_len):
         if constrained and not task.digit_slots[t]:
             continue  # a format token: forced
-        logits = lm(tokens[:, :t].clamp(min=0).to(device))[:, -1].float().cpu() / temperature
+        logits = lm(tokens[:, :t].to(device))[:, -1].float().cpu() / temperature  # the prefix is all filled in
         if constrained:
             logits = logits + digit_only
         tokens[:, t] = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)

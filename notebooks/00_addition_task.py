@@ -52,6 +52,7 @@ from advebm_teach import LSTMLanguageModel, load_pretrained, load_pretrained_rec
 from advebm_teach.config import pick
 from advebm_teach.exercises import check_answer_digits, check_carries
 from advebm_teach.plots import per_position_bars, training_curves
+from advebm_teach.pretrain import copy_rate
 from advebm_teach.trainer import train_lm
 
 # %% [markdown]
@@ -166,11 +167,9 @@ training_curves(plm_record["history"], title="Shipped P_LM: training vs held-out
 # %%
 n_samples = pick(2_000, 500)
 plm_samples = sample_lm(plm, task, n_samples, seed=10)
-plm_train = task.sample(1_000, seed=plm_record["data_seeds"]["plm_train"])
-train_set = {tuple(row) for row in plm_train.tolist()}
-copies = sum(tuple(row) in train_set for row in plm_samples.tolist()) / n_samples
+plm_train = task.sample(plm_record["training"]["n_train"], seed=plm_record["data_seeds"]["plm_train"])
 print(f"P_LM: average correctness {task.correctness(plm_samples).mean():.2f} over {n_samples} samples; "
-      f"exact copies of its training set: {copies:.1%}")
+      f"exact copies of its training set: {copy_rate(plm_samples, plm_train):.1%}")
 for text, score in zip(task.decode(plm_samples[:6], strip=True), task.correctness(plm_samples[:6])):
     print(f"  {text}   correctness {score:.2f}")
 

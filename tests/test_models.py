@@ -18,13 +18,7 @@ TASK = AdditionTask(2)
 HEADS = ["mean", "eos", "lm_nll"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one intra-op thread is faster on a busy 2-core machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 def small_lstm(seed: int = 0) -> LSTMLanguageModel:

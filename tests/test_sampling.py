@@ -15,13 +15,7 @@ FORMAT = {0: 12, 3: 10, 6: 11, 10: 13}  # <bos> a a + b b = c c c <eos>, written
 DIGIT_SLOTS = [p for p in range(TASK.seq_len) if p not in FORMAT]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is faster on a busy 2-core machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 class FixedLM(nn.Module):

@@ -24,7 +24,7 @@ def build(source: Path) -> None:
     notebook = jupytext.read(source)
     notebook.metadata["jupytext"] = {**notebook.metadata.get("jupytext", {}), "formats": "ipynb,py:percent"}
     started = time.perf_counter()
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(source.parent)}}).execute()
     notebook.metadata.pop("widgets", None)
     jupytext.write(notebook, source.with_suffix(".ipynb"))
