@@ -145,7 +145,8 @@ training_curves(live_result.history, title="P_LM trained live", best_epoch=live_
 
 # %% [markdown]
 # The course ships a P_LM trained exactly this way (`advebm-teach pretrain --config course`), so every
-# notebook starts from the same model. Its record holds the command, the seed, the training history and
+# notebook starts from the same model. Outside fast mode the live run above *is* that run: same data,
+# seed and settings, so it stops at the same epoch with the same weights. Its record holds the command, the seed, the training history and
 # the metrics measured when it was made. Here is its full training run.
 
 # %%
