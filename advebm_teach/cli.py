@@ -1,4 +1,4 @@
-"""The ``advebm-teach`` command: ``pretrain`` (and, as the course grows, ``reproduce`` and ``bench``)."""
+"""The ``advebm-teach`` command: ``lab`` opens the course, ``pretrain`` re-makes the shipped weights."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .config import CONFIGS, FAST_ENV_VAR
 
@@ -20,9 +21,38 @@ def _pretrain(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def find_notebooks() -> Path:
+    """The course's notebooks: ``./notebooks``, else the folder beside the package in a clone."""
+    for folder in (Path.cwd() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
+        if (folder / "00_addition_task.ipynb").exists():
+            return folder
+    raise FileNotFoundError("no notebooks/ folder found: run `advebm-teach lab` from a clone of the course repository")
+
+
+def lab_command(extra: list[str]) -> list[str]:
+    """The JupyterLab command that opens notebook 00, rooted at the notebooks folder.
+
+    JupyterLab refuses to run as root without ``--allow-root``; containers (Docker, some CI and cloud
+    machines) run as root, so the flag is added there and only there.
+    """
+    notebooks = find_notebooks()
+    command = [sys.executable, "-m", "jupyter", "lab", str(notebooks / "00_addition_task.ipynb"),
+               f"--ServerApp.root_dir={notebooks}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    return command + extra
+
+
+def _lab(args: argparse.Namespace) -> None:
+    command = lab_command(args.extra)
+    os.execv(command[0], command)  # replace this process: Ctrl-C stops JupyterLab as usual
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="advebm-teach", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="open the course in JupyterLab (extra options go to jupyter lab)")
+    lab.set_defaults(run=_lab)
     pre = commands.add_parser("pretrain", help="train P_LM and the energy model's LM from scratch; save weights")
     pre.add_argument("--config", choices=sorted(CONFIGS), default="course")
     pre.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
@@ -37,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "lab":
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     args.command_line = " ".join(["advebm-teach", *argv])
     if getattr(args, "fast", False):
         os.environ[FAST_ENV_VAR] = "1"
