@@ -1,4 +1,5 @@
-"""The ``advebm-teach`` command: ``lab`` opens the course, ``pretrain`` re-makes the shipped weights."""
+"""The ``advebm-teach`` command: ``lab`` opens the course, ``pretrain`` re-makes the shipped weights,
+``bench`` measures."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ def _pretrain(args: argparse.Namespace) -> None:
     summary = {kind: {k: v for k, v in rec["metrics"].items() if k != "per_position_correctness"}
                for kind, rec in records.items()}
     print(json.dumps(summary, indent=2))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import bench_attack, report_attack
+
+    report_attack(bench_attack(head=args.head))
 
 
 def find_notebooks() -> Path:
@@ -62,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--only", action="append", choices=["plm", "energy_lm"], help="train only this model")
     pre.add_argument("--energy-epochs", type=int, help="override the energy model's epoch budget")
     pre.set_defaults(run=_pretrain)
+    bench = commands.add_parser("bench", help="benchmarks measured side by side; the last line is JSON")
+    bench.add_argument("target", choices=["attack"], help="attack: naive vs batched exact vs first-order pruned")
+    bench.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
+    bench.add_argument("--head", choices=["lm_nll", "eos", "mean"], default="lm_nll", help="energy read-out")
+    bench.set_defaults(run=_bench)
     return parser
 
 

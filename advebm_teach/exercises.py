@@ -74,3 +74,62 @@ def check_carries(carries: Callable[[list[int], list[int]], list[int]]) -> Verdi
         return expected, carries(a_digits, b_digits), f"carries({a_digits}, {b_digits})"
 
     return _verdict("carries", check)
+
+
+def _verdict_of_tensors(name: str, trials: Iterable[tuple[str, Any, Callable[[], Any]]]) -> Verdict:
+    """Run ``(call, expected, thunk)`` trials; right when every result equals (allclose) the expected tensor."""
+    import torch
+
+    for call, expected, thunk in trials:
+        try:
+            got = thunk()
+        except Exception as error:
+            return Verdict(False, f"✗ not yet: {name} raised {type(error).__name__}: {error}")
+        if got is None:
+            return Verdict(False, f"✗ not yet: {call} returned None; write the body of {name}")
+        got = torch.as_tensor(got)
+        if got.shape != expected.shape or not torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6):
+            def show(t: Any) -> Any:
+                return t.double().round(decimals=4).tolist() if t.numel() < 8 else f"a tensor of shape {tuple(t.shape)}"
+
+            return Verdict(False, f"✗ wrong: {call} returned {show(got)}, expected {show(expected)}")
+    return Verdict(True, f"✓ right: {name} agrees with the reference on every case tried")
+
+
+def check_l1_saliency(l1_saliency: Callable[[Any], Any]) -> Verdict:
+    """Exercise 04.1: ``l1_saliency(gradient (B, T, D)) -> (B, T)``, the L1 norm of each position's gradient.
+
+    Reference: an explicit loop summing absolute values.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    trials = []
+    for shape in ((1, 3, 2), (4, 20, 128), (2, 5, 7)):
+        gradient = torch.randn(shape, generator=generator)
+        expected = torch.tensor([[sum(abs(float(g)) for g in gradient[b, t]) for t in range(shape[1])]
+                                 for b in range(shape[0])])
+        trials.append((f"l1_saliency(gradient of shape {shape})", expected, lambda g=gradient: l1_saliency(g)))
+    return _verdict_of_tensors("l1_saliency", trials)
+
+
+def check_best_digit(best_digit: Callable[[Any, Any, int], Any], energy_model: Any, sequences: Any) -> Verdict:
+    """Exercise 04.2: ``best_digit(energy_model, x (T,), position) -> int``, the digit of lowest energy at ``position``.
+
+    Reference: every digit written in, one sequence at a time; ties go to the lower digit.
+    """
+    import torch
+
+    trials = []
+    for x in sequences:
+        for position in (int(p) for p in torch.nonzero(x < 10).flatten()[::4]):
+            energies = []
+            for digit in range(10):
+                candidate = x.clone()
+                candidate[position] = digit
+                with torch.no_grad():
+                    energies.append(float(energy_model.energy(candidate[None])[0]))
+            expected = torch.tensor(min(range(10), key=lambda d: (energies[d], d)))
+            trials.append((f"best_digit(energy_model, x, {position})", expected,
+                           lambda x=x, p=position: best_digit(energy_model, x, p)))
+    return _verdict_of_tensors("best_digit", trials)

@@ -13,6 +13,7 @@ ever edits an embedding table in place.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -65,10 +66,16 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
         return self.lm_head(hidden)
 
 
+KeysValues = tuple[torch.Tensor, torch.Tensor]
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention, softmax(Q K^T / sqrt(d_head) + mask) V, causal or bidirectional.
 
     Written out (not a fused kernel) so that students can read it and double backward works.
+    ``forward_with_kv`` can also continue a sequence: given the keys and values of an earlier prefix
+    (``past``), the new positions attend to the prefix and, causally, to each other. Leading batch
+    dimensions broadcast, so one prefix can serve many continuations.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
@@ -81,14 +88,26 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_heads)
+        return self.forward_with_kv(x, causal)[0]
+
+    def forward_with_kv(self, x: torch.Tensor, causal: bool, past: KeysValues | None = None
+                        ) -> tuple[torch.Tensor, KeysValues]:
+        """``(output, (keys, values))`` for ``x (..., T, C)``; keys/values are ``(..., heads, T, C/heads)``."""
+        *lead, T, C = x.shape
+        q, k, v = (t.reshape(*lead, T, self.n_heads, C // self.n_heads).transpose(-3, -2)
+                   for t in self.qkv(x).split(C, dim=-1))
+        scale = 1 / math.sqrt(C // self.n_heads)
+        scores = q @ k.transpose(-2, -1) * scale
         if causal:
             future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             scores = scores.masked_fill(future, float("-inf"))
-        weights = self.dropout(scores.softmax(dim=-1))
-        return self.dropout(self.proj((weights @ v).transpose(1, 2).reshape(B, T, C)))
+        if past is None:
+            mixed = self.dropout(scores.softmax(dim=-1)) @ v
+        else:  # the prefix lies entirely in the past of every new position
+            past_k, past_v = past
+            weights = self.dropout(torch.cat([q @ past_k.transpose(-2, -1) * scale, scores], dim=-1).softmax(dim=-1))
+            mixed = weights[..., : past_k.shape[-2]] @ past_v + weights[..., past_k.shape[-2]:] @ v
+        return self.dropout(self.proj(mixed.transpose(-3, -2).reshape(*lead, T, C))), (k, v)
 
 
 class Block(nn.Module):
@@ -102,8 +121,33 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
-        x = x + self.attn(self.ln_attn(x), causal)
-        return x + self.mlp(self.ln_mlp(x))
+        return self.forward_with_kv(x, causal)[0]
+
+    def forward_with_kv(self, x: torch.Tensor, causal: bool, past: KeysValues | None = None
+                        ) -> tuple[torch.Tensor, KeysValues]:
+        attended, keys_values = self.attn.forward_with_kv(self.ln_attn(x), causal, past)
+        x = x + attended
+        return x + self.mlp(self.ln_mlp(x)), keys_values
+
+
+@dataclass(frozen=True)
+class PrefixCache:
+    """What a causal forward over sequences x leaves behind for re-scoring single-token substitutions.
+
+    ``keys_values``: per block, the attention keys and values ``(B, heads, T, d_head)``;
+    ``log_probs``: ``(B, T, V)`` next-token log-probabilities (``lm_nll`` head only, else None).
+    Any substitution at position p leaves everything before p unchanged, so only positions >= p
+    need recomputing.
+    """
+
+    tokens: torch.Tensor
+    keys_values: list[KeysValues]
+    log_probs: torch.Tensor | None
+
+    def select(self, rows: torch.Tensor) -> "PrefixCache":
+        """The cache of a subset of the sequences."""
+        return PrefixCache(self.tokens[rows], [(k[rows], v[rows]) for k, v in self.keys_values],
+                           None if self.log_probs is None else self.log_probs[rows])
 
 
 class TransformerEnergy(LanguageModelMixin, nn.Module):
@@ -179,33 +223,110 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
 
     def hidden_states(self, embeds: torch.Tensor, causal: bool) -> torch.Tensor:
         """Final-layer states ``(B, T, d_model)`` of token embeddings plus learned positions."""
+        self._check_embeds(embeds)
+        return self._run_blocks(embeds, causal)[0]
+
+    def _check_embeds(self, embeds: torch.Tensor) -> None:
         if embeds.dim() != 3 or embeds.shape[1] > self.position_embedding.num_embeddings:
             raise ValueError(
                 f"embeds must be (B, T<={self.position_embedding.num_embeddings}, D), got {tuple(embeds.shape)}"
             )
-        x = embeds + self.position_embedding.weight[: embeds.shape[1]]
-        for block in self.blocks:
-            x = block(x, causal)
-        return self.ln_final(x)
+
+    def _run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
+                    start: int = 0) -> tuple[torch.Tensor, list[KeysValues]]:
+        """States of positions ``start..`` (after a cached prefix ``past``), and each block's keys/values."""
+        x = embeds + self.position_embedding.weight[start : start + embeds.shape[-2]]
+        keys_values = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.forward_with_kv(x, causal, None if past is None else past[i])
+            keys_values.append(kv)
+        return self.ln_final(x), keys_values
 
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
         """Causal next-token logits ``(B, T, V)`` (the LM head used in pre-training and sampling)."""
         return self.lm_head(self.hidden_states(embeds, causal=True))
 
     def energy_from_embeds(self, embeds: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """E(x) ``(B,)`` from token embeddings; ``tokens`` (the NLL targets) are required for ``lm_nll``."""
+        """E(x) ``(B,)`` from token embeddings; ``tokens`` (the NLL targets) are required for ``lm_nll``.
+
+        ``tokens`` may also be one-hot vectors ``(B, T, V)`` (float): the NLL is then linear in them, so the
+        gradient of E with respect to them is the exact effect of changing a target (first-order token scores).
+        """
+        return self._energy(embeds, tokens, keep_cache=False)[0]
+
+    def energy_and_cache(self, embeds: torch.Tensor, tokens: torch.Tensor
+                         ) -> tuple[torch.Tensor, PrefixCache | None]:
+        """E(x) as ``energy_from_embeds``, plus (causal heads only) a detached ``PrefixCache`` of this pass."""
+        return self._energy(embeds, tokens, keep_cache=True)
+
+    def _energy(self, embeds: torch.Tensor, tokens: torch.Tensor | None, keep_cache: bool
+                ) -> tuple[torch.Tensor, PrefixCache | None]:
         if self.head == "mean":
-            return self.energy_readout(self.hidden_states(embeds, causal=False).mean(dim=1)).squeeze(-1)
-        states = self.hidden_states(embeds, causal=True)
-        correction = self.energy_readout(states[:, -1]).squeeze(-1)
-        if self.head == "eos":
-            return correction
-        if tokens is None:
-            raise ValueError("head='lm_nll' needs the tokens: energy_from_embeds(embeds, tokens)")
-        if tokens.shape != embeds.shape[:2]:
-            raise ValueError(f"tokens {tuple(tokens.shape)} do not match embeds {tuple(embeds.shape)}")
-        nll = token_nll(self.lm_head(states), tokens)
-        return (nll * self.answer_mask).sum(dim=1) + correction
+            return self.energy_readout(self.hidden_states(embeds, causal=False).mean(dim=1)).squeeze(-1), None
+        self._check_embeds(embeds)
+        states, keys_values = self._run_blocks(embeds, causal=True)
+        energy = self.energy_readout(states[:, -1]).squeeze(-1)
+        log_probs = None
+        if self.head == "lm_nll":
+            if tokens is None:
+                raise ValueError("head='lm_nll' needs the tokens: energy_from_embeds(embeds, tokens)")
+            if tokens.shape[:2] != embeds.shape[:2]:
+                raise ValueError(f"tokens {tuple(tokens.shape)} do not match embeds {tuple(embeds.shape)}")
+            log_probs = self._log_probs(states)
+            if tokens.is_floating_point():  # one-hot targets (B, T, V)
+                nll = -(tokens[:, 1:] * log_probs[:, :-1]).sum(dim=-1)
+            else:
+                nll = -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
+            energy = energy + (nll * self.answer_mask).sum(dim=1)
+        if not keep_cache:
+            return energy, None
+        ids = tokens.argmax(dim=-1) if tokens is not None and tokens.is_floating_point() else tokens
+        cache = PrefixCache(None if ids is None else ids.detach(), [(k.detach(), v.detach()) for k, v in keys_values],
+                            None if log_probs is None else log_probs.detach())
+        return energy, cache
+
+    def _log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(states)
+        return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+    @torch.no_grad()
+    def energy_of_substitutions(self, cache: PrefixCache, positions: torch.Tensor, candidates: torch.Tensor,
+                                max_tokens: int = 16_384) -> torch.Tensor:
+        """``(B, K)``: E(x with ``candidates[b, k]`` at ``positions[b]``), for the x that made ``cache``.
+
+        Only positions >= p are recomputed (the prefix's keys and values are reused); sequences are
+        grouped by p and processed in chunks of about ``max_tokens`` token positions. Causal heads only.
+        """
+        if self.head == "mean":
+            raise ValueError("head='mean' attends both ways: a substitution changes every position, nothing to reuse")
+        out = torch.empty(candidates.shape, dtype=cache.keys_values[0][0].dtype, device=candidates.device)
+        length = cache.tokens.shape[1]
+        for p in positions.unique().tolist():
+            if not 0 < p < length:
+                raise ValueError(f"substitution position {p} outside 1..{length - 1}")
+            rows = (positions == p).nonzero().squeeze(1)
+            per_row = candidates.shape[1] * (length - p)
+            for chunk in rows.split(max(1, max_tokens // per_row)):
+                out[chunk] = self._substitution_energy(cache, chunk, p, candidates[chunk])
+        return out
+
+    def _substitution_energy(self, cache: PrefixCache, rows: torch.Tensor, p: int, candidates: torch.Tensor
+                             ) -> torch.Tensor:
+        n, k = candidates.shape
+        suffix = cache.tokens[rows, p:].unsqueeze(1).repeat(1, k, 1)  # (n, K, T-p): positions p..T-1
+        suffix[:, :, 0] = candidates
+        past = [(keys[rows, :, :p].unsqueeze(1), values[rows, :, :p].unsqueeze(1))
+                for keys, values in cache.keys_values]
+        states, _ = self._run_blocks(self.token_embedding(suffix), causal=True, past=past, start=p)
+        energy = self.energy_readout(states[:, :, -1]).squeeze(-1)  # (n, K)
+        if self.head == "lm_nll":  # answer_mask[j] weighs the NLL of position j + 1
+            log_probs, tokens = cache.log_probs[rows], cache.tokens[rows]
+            before = -log_probs[:, : p - 1].gather(-1, tokens[:, 1:p, None]).squeeze(-1)  # positions 1..p-1
+            at_p = -log_probs[:, p - 1].gather(-1, candidates)  # position p: the prefix predicts each candidate
+            after = -self._log_probs(states[:, :, :-1]).gather(-1, suffix[:, :, 1:, None]).squeeze(-1)  # p+1..T-1
+            energy = (energy + (before * self.answer_mask[: p - 1]).sum(dim=1, keepdim=True)
+                      + at_p * self.answer_mask[p - 1] + (after * self.answer_mask[p:]).sum(dim=-1))
+        return energy
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
         """E(x) ``(B,)`` for token ids ``(B, T)``; low on data."""

@@ -1,0 +1,156 @@
+"""The discrete attack of the paper (section 2.2, Algorithm 1 lines 8-13), batched and traced.
+
+One step, for every sequence x at once:
+
+1. i* = argmax_i ||grad_{e_i}(-E(x))||_1 over the positions the attack may edit (eq. 4);
+2. candidates C: the digits at i* (all of them, or the k best by first-order score g_i . (E_v - e_{x_i}));
+3. x <- argmin_{x' in C} E(x') (eq. 6), ties toward the lower token id.
+
+With ``include_current=True`` the current token is a candidate (at its known energy), so the energy
+never rises; ``include_current=False`` is the paper's "alternative token" reading: the position always
+changes. The paper's greedy search stalls: when the current digit is already the best at the most
+salient position, the next step picks the same position again. ``tabu=True`` skips, for that sequence,
+a position that failed to improve until some digit changes.
+
+Work skipped rather than only batched: the current token's energy is never recomputed; for a causal
+energy (heads ``eos`` and ``lm_nll``) a candidate differs from x only from i* on, so the keys and
+values of the prefix, and the NLL terms before i*, come from the gradient pass (``PrefixCache``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .saliency import (embedding_table, energy_and_gradient, evaluation_mode, first_order_from_gradients,
+                       saliency_from_gradient)
+from .task import AdditionTask
+from .trace import AttackTrace
+
+DIGITS = torch.arange(10)
+
+
+class DiscreteAttack:
+    """``DiscreteAttack(energy_model, task, steps).attack(tokens) -> AttackTrace``.
+
+    ``positions``: ``"digits"`` (a, b and c, the paper's reading) or ``"answer"`` (c only);
+    ``candidates``: None (every digit) or k in 1..9 (the k best alternatives by first-order score);
+    ``batch_size``: sequences per chunk (default: 256 on CPU, 4096 on a GPU).
+    The model runs in eval mode and its mode is restored; no parameter or embedding table is touched.
+    """
+
+    def __init__(self, energy_model: nn.Module, task: AdditionTask, steps: int, positions: str = "digits",
+                 candidates: int | None = None, include_current: bool = True, tabu: bool = False,
+                 batch_size: int | None = None) -> None:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+        if positions not in ("digits", "answer"):
+            raise ValueError(f"positions must be 'digits' or 'answer', got {positions!r}")
+        if candidates is not None and (not isinstance(candidates, int) or isinstance(candidates, bool)
+                                       or not 1 <= candidates <= 9):
+            raise ValueError(f"candidates must be None or an int k in 1..9 (alternatives to the current digit), "
+                             f"got {candidates!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.energy_model, self.task, self.steps = energy_model, task, steps
+        self.positions, self.candidates = positions, candidates
+        self.include_current, self.tabu = include_current, tabu
+        self.batch_size = batch_size
+
+    def attack(self, tokens: torch.Tensor) -> AttackTrace:
+        """Run ``steps`` steps on ``tokens (B, T)`` (well-formed sequences); the trace lives on the CPU."""
+        tokens = self.task.check_tokens(tokens).long()
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be a batch (B, T), got shape {tuple(tokens.shape)}")
+        malformed = (~self.task.is_well_formed(tokens)).nonzero().flatten().tolist()
+        if malformed:
+            raise ValueError(f"tokens must be well formed; rows {malformed[:10]} are not")
+        device = next(self.energy_model.parameters()).device
+        batch_size = self.batch_size or (4096 if device.type == "cuda" else 256)
+        with evaluation_mode(self.energy_model):
+            parts = [self._attack_batch(chunk.to(device)) for chunk in tokens.split(batch_size)]
+        return AttackTrace(*(torch.cat([getattr(p, name) for p in parts], dim=1).cpu()
+                             for name in ("tokens", "energy", "position", "saliency", "candidate_energy")))
+
+    def _attack_batch(self, x: torch.Tensor) -> AttackTrace:
+        B, T = x.shape
+        V = self.task.vocab_size
+        rows = torch.arange(B, device=x.device)
+        editable = self.task.editable_mask(x, self.positions).to(x.device)
+        tabu = torch.zeros_like(editable)
+        table = embedding_table(self.energy_model, V, x.device)
+        energy = None
+        history: dict[str, list[torch.Tensor]] = {name: [] for name in ("position", "saliency", "candidate_energy")}
+        states, energies = [x], []
+        for _ in range(self.steps):
+            grads = energy_and_gradient(self.energy_model, x, keep_cache=True,
+                                        target_gradient=self.candidates is not None)
+            energy = grads.energy if energy is None else energy  # later steps keep the value that won: monotone
+            energies.append(energy)
+            allowed = editable & ~tabu
+            saliency = saliency_from_gradient(grads.gradient, allowed)
+            active = allowed.any(dim=1)  # a sequence with no position left to try (all tabu) stays as it is
+            position = torch.where(active, saliency.argmax(dim=1), editable.int().argmax(dim=1))  # any digit slot
+            current = x[rows, position]
+            others = self._alternatives(grads, table, x, position, current)
+            candidate_energy = torch.full((B, V), float("inf"), dtype=energy.dtype, device=x.device)
+            live = active.nonzero().flatten()
+            if len(live):
+                candidate_energy[live[:, None], others[live]] = self._substitution_energies(
+                    x[live], grads.cache, live, position[live], others[live])
+            if self.include_current:
+                candidate_energy[rows, current] = energy
+            candidate_energy[~active] = float("inf")
+            chosen = candidate_energy.argmin(dim=1)  # first minimum: ties go to the lower token id
+            x = x.clone()
+            x[live, position[live]] = chosen[live]
+            energy = torch.where(active, candidate_energy[rows, chosen], energy)
+            if self.tabu:
+                stalled = active & (chosen == current)
+                tabu[stalled, position[stalled]] = True
+                tabu[active & ~stalled] = False
+            history["position"].append(torch.where(active, position, -1))
+            history["saliency"].append(saliency)
+            history["candidate_energy"].append(candidate_energy)
+            states.append(x)
+        energies.append(energy if energy is not None else self._energy(x))  # after the last step
+        return AttackTrace(
+            tokens=torch.stack(states), energy=torch.stack(energies),
+            position=_stack(history["position"], (0, B), torch.long, x.device),
+            saliency=_stack(history["saliency"], (0, B, T), table.dtype, x.device),
+            candidate_energy=_stack(history["candidate_energy"], (0, B, V), table.dtype, x.device),
+        )
+
+    def _alternatives(self, grads, table: torch.Tensor, x: torch.Tensor, position: torch.Tensor,
+                      current: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` token ids to evaluate besides the current one, in ascending order.
+
+        Every other digit, or the k with the highest first-order score (``saliency.first_order_from_gradients``).
+        """
+        digits = DIGITS.to(current.device).expand(len(current), -1)
+        others = digits[digits != current[:, None]].view(len(current), 9)
+        if self.candidates is None:
+            return others
+        rows = torch.arange(len(x), device=x.device)
+        scores = first_order_from_gradients(grads, table, x)[rows, position].gather(1, others)
+        best = scores.argsort(dim=1, descending=True, stable=True)[:, : self.candidates]
+        return others.gather(1, best).sort(dim=1).values
+
+    def _substitution_energies(self, x: torch.Tensor, cache, rows: torch.Tensor, position: torch.Tensor,
+                               candidates: torch.Tensor) -> torch.Tensor:
+        """``(n, K)``: E of x with each candidate at its position; reuses the prefix when the model can."""
+        if cache is not None:
+            return self.energy_model.energy_of_substitutions(cache.select(rows), position, candidates)
+        n, k = candidates.shape
+        variants = x.repeat_interleave(k, dim=0)
+        variants[torch.arange(n * k, device=x.device), position.repeat_interleave(k)] = candidates.flatten()
+        with torch.no_grad():
+            return torch.cat([self.energy_model.energy(chunk) for chunk in variants.split(4096)]).view(n, k)
+
+    @torch.no_grad()
+    def _energy(self, x: torch.Tensor) -> torch.Tensor:
+        return self.energy_model.energy(x)
+
+
+def _stack(items: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
+    return torch.stack(items) if items else torch.empty(empty_shape, dtype=dtype, device=device)

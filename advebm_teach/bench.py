@@ -1,0 +1,110 @@
+"""Benchmarks that measure side by side in one run and print ratios (timings alone mean little).
+
+``advebm-teach bench attack [--fast]``: the naive attack (one forward per sequence per candidate, the
+tests' reference), the batched exact attack and the first-order-pruned attack (k = 3) on the same P_LM
+samples and the shipped energy model, plus a dense matmul of the model's own shape timed in the same
+run to estimate what this machine's BLAS can do. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import torch
+
+from .attack import DiscreteAttack
+from .attack_reference import naive_attack
+from .checkpoints import load_pretrained
+from .config import make_task, pick
+from .models import TransformerEnergy
+from .sampling import sample_lm
+
+
+def forward_flops_per_token(model: TransformerEnergy, length: int) -> float:
+    """Multiply-adds x 2 of one token position's forward pass through the blocks and the LM head."""
+    d, ff, vocab = model.config["d_model"], model.config["ff_dim"], model.config["vocab_size"]
+    per_block = 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * ff + 2 * 2 * length * d  # qkv, proj, mlp, attention
+    return model.config["n_layers"] * per_block + 2 * d * vocab
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` timed runs, after one warm-up run (seconds)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def matmul_flops_per_second(rows: int, inner: int, cols: int, repeats: int) -> float:
+    """FLOP/s of a dense (rows x inner) @ (inner x cols) float32 matmul on this machine."""
+    a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+    return 2 * rows * inner * cols / best_time(lambda: a @ b, repeats * 5)
+
+
+def bench_attack(n_sequences: int | None = None, steps: int | None = None, repeats: int | None = None,
+                 head: str = "lm_nll") -> dict[str, float]:
+    """Measure the three attacks on the same sequences; returns the figures (see the module docstring)."""
+    n = n_sequences or pick(256, 24)
+    steps = steps or pick(5, 2)
+    repeats = repeats or pick(3, 1)
+    task = make_task("course")
+    model = load_pretrained("energy_lm")
+    model.head = head
+    x = sample_lm(load_pretrained("plm"), task, n, seed=0)
+    T = task.seq_len
+
+    naive_s = best_time(lambda: naive_attack(model, task, x, steps), 1 if repeats < 3 else 2)
+    exact = DiscreteAttack(model, task, steps)
+    exact_s = best_time(lambda: exact.attack(x), repeats)
+    pruned = DiscreteAttack(model, task, steps, candidates=3)
+    pruned_s = best_time(lambda: pruned.attack(x), repeats)
+
+    reference, trace = naive_attack(model, task, x, steps), exact.attack(x)
+    # Agreement: from every state the exact attack visited, does one pruned step make the same swap?
+    states = trace.tokens[:-1].reshape(-1, T)
+    one_pruned = DiscreteAttack(model, task, 1, candidates=3).attack(states)
+    agreement = (one_pruned.final == trace.tokens[1:].reshape(-1, T)).all(dim=1).float().mean().item()
+
+    per_token = forward_flops_per_token(model, T)
+    # The problem's size, as the naive attack does it: a forward and a backward (~2 forwards) for the
+    # gradient, then one forward per alternative digit (9), over all T positions.
+    nominal = n * steps * (3 + 9) * T * per_token
+    # What the exact attack executes: candidates are recomputed only from the substituted position on.
+    suffix = T if head == "mean" else (T - trace.position.clamp(min=1)).float().mean().item()
+    executed = n * steps * (3 * T + 9 * suffix) * per_token
+    matmul = matmul_flops_per_second(n * T, model.config["d_model"], 3 * model.config["d_model"], repeats)
+    return {
+        "head": head, "sequences": n, "steps": steps, "seq_len": T, "threads": torch.get_num_threads(),
+        "naive_seq_per_s": n * steps / naive_s,
+        "exact_seq_per_s": n * steps / exact_s,
+        "pruned_seq_per_s": n * steps / pruned_s,
+        "exact_speedup": naive_s / exact_s,
+        "pruned_speedup": naive_s / pruned_s,
+        "pruned_agreement": agreement,
+        "exact_matches_naive": bool(torch.equal(reference.tokens.cpu(), trace.tokens)),
+        "matmul_gflop_per_s": matmul / 1e9,
+        "exact_gflop_per_s_nominal": nominal / exact_s / 1e9,
+        "exact_gflop_per_s_executed": executed / exact_s / 1e9,
+        "exact_fraction_of_matmul_peak": nominal / exact_s / matmul,
+        "exact_executed_fraction_of_matmul_peak": executed / exact_s / matmul,
+    }
+
+
+def report_attack(figures: dict[str, float]) -> None:
+    """Print a short table, then the figures as one JSON line (the last line)."""
+    print(f"attack benchmark: {figures['sequences']} P_LM samples x {figures['steps']} steps, "
+          f"energy head {figures['head']}, {figures['threads']} threads")
+    for name in ("naive", "exact", "pruned"):
+        speedup = "" if name == "naive" else f"  ({figures[name + '_speedup']:.1f}x naive)"
+        print(f"  {name:7s} {figures[name + '_seq_per_s']:9.0f} sequence-steps/s{speedup}")
+    print(f"  pruned (k=3) makes the exact attack's swap in {figures['pruned_agreement']:.1%} of steps")
+    print(f"  matmul {figures['matmul_gflop_per_s']:.0f} GFLOP/s; exact attack "
+          f"{figures['exact_gflop_per_s_nominal']:.0f} GFLOP/s of the naive problem "
+          f"({figures['exact_fraction_of_matmul_peak']:.0%}), {figures['exact_gflop_per_s_executed']:.0f} "
+          f"GFLOP/s executed ({figures['exact_executed_fraction_of_matmul_peak']:.0%})")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))

@@ -1,0 +1,118 @@
+"""Gradients of the energy with respect to the tokens, and what they say about tokens.
+
+With e_i the embedding of token x_i and g_i = grad_{e_i}(-E(x)):
+
+* saliency (paper eq. 4): s_i = ||g_i||_1, how strongly position i can move the energy;
+* first-order token scores (HotFlip): the gradient of -E with respect to the one-hot token x_i, dotted
+  with the change from x_i to v: S[i, v] = g_i . (E_v - e_{x_i}) + t_i[v] - t_i[x_i], the first-order
+  estimate of -E(x with v at i) + E(x), i.e. the predicted energy *decrease*. Here t_i = grad(-E) with
+  respect to x_i as a prediction *target*: zero for the scalar heads, and for ``lm_nll`` (which scores
+  the answer digits by their log-probability) t_i[v] = log p(v | x_<i) on answer positions, so that
+  term is exact. The same scores drive Gibbs-with-Gradients and discrete Langevin proposals.
+
+One backward pass gives both. Everything acts on the models' embedding seam
+(``embed`` / ``energy_from_embeds``); nothing edits an embedding table.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode (no dropout) and restore its train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@dataclass(frozen=True)
+class EnergyGradients:
+    """One forward and one backward pass over ``tokens (B, T)``.
+
+    ``energy (B,)``; ``gradient`` = grad_e(-E) ``(B, T, D)`` at the embeddings ``embeds``; ``target_gradient``
+    = grad(-E) with respect to one-hot targets ``(B, T, V)`` (when asked for); ``cache``: the model's
+    ``PrefixCache`` for re-scoring substitutions (when asked for and the head is causal).
+    """
+
+    energy: torch.Tensor
+    gradient: torch.Tensor
+    embeds: torch.Tensor
+    target_gradient: torch.Tensor | None = None
+    cache: object | None = None
+
+
+def energy_and_gradient(energy_model: nn.Module, tokens: torch.Tensor, keep_cache: bool = False,
+                        target_gradient: bool = False) -> EnergyGradients:
+    """E(x) and its gradients from one forward and one backward; parameters receive no gradient."""
+    embeds = energy_model.embed(tokens).detach().requires_grad_(True)
+    targets = tokens
+    if target_gradient:
+        targets = F.one_hot(tokens, energy_model.config["vocab_size"]).to(embeds.dtype).requires_grad_(True)
+    with torch.enable_grad():
+        if keep_cache and hasattr(energy_model, "energy_and_cache"):
+            energy, cache = energy_model.energy_and_cache(embeds, targets)
+        else:
+            energy, cache = energy_model.energy_from_embeds(embeds, targets), None
+        inputs = [embeds, targets] if target_gradient else [embeds]
+        gradients = torch.autograd.grad(-energy.sum(), inputs, allow_unused=True)
+    target = None
+    if target_gradient:  # unused by the scalar heads: zero
+        target = gradients[1] if gradients[1] is not None else torch.zeros_like(targets)
+    return EnergyGradients(energy.detach(), gradients[0], embeds.detach(), target, cache)
+
+
+def saliency_from_gradient(gradient: torch.Tensor, mask: torch.Tensor | None = None,
+                           norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+    """``(B, T)`` norms of the per-position gradients; ``-inf`` where ``mask`` is False."""
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    saliency = gradient.abs().sum(dim=-1) if norm == "l1" else gradient.norm(dim=-1)
+    if mask is not None:
+        if mask.shape != saliency.shape or mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor of shape {tuple(saliency.shape)}, got {mask.dtype} "
+                             f"{tuple(mask.shape)}")
+        saliency = saliency.masked_fill(~mask.to(saliency.device), float("-inf"))
+    return saliency
+
+
+def embedding_table(energy_model: nn.Module, vocab_size: int, device: torch.device) -> torch.Tensor:
+    """``(V, D)``: E_v for every token v, read through the model's ``embed``."""
+    return energy_model.embed(torch.arange(vocab_size, device=device)).detach()
+
+
+def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                   norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+    """``(B, T)``: s_i = ||grad_{e_i}(-E(x))|| (paper eq. 4); ``-inf`` outside ``mask`` (so argmax never picks it).
+
+    Computed in eval mode; the model's mode is restored.
+    """
+    with evaluation_mode(energy_model):
+        gradient = energy_and_gradient(energy_model, tokens).gradient
+    return saliency_from_gradient(gradient, mask, norm)
+
+
+def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``(B, T, V)`` first-order scores from one gradient pass (see the module docstring)."""
+    scores = grads.gradient @ table.T - (grads.gradient * grads.embeds).sum(dim=-1, keepdim=True)
+    if grads.target_gradient is not None:
+        scores = scores + grads.target_gradient - grads.target_gradient.gather(-1, tokens[..., None])
+    return scores
+
+
+def first_order_scores(energy_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for token v at position i."""
+    with evaluation_mode(energy_model):
+        grads = energy_and_gradient(energy_model, tokens, target_gradient=True)
+        table = embedding_table(energy_model, energy_model.config["vocab_size"], grads.embeds.device)
+    return first_order_from_gradients(grads, table, tokens)
