@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -26,3 +27,157 @@ def per_position_bars(labels: Sequence[str], series: Mapping[str, Sequence[float
     """Grouped bars, one group per position label, one bar per named series (e.g. one per model)."""
     fig = go.Figure([go.Bar(x=list(labels), y=list(values), name=name) for name, values in series.items()])
     return fig.update_layout(title=title, yaxis_title=yaxis, yaxis_range=[0, 1.05], barmode="group", **_LAYOUT)
+
+
+# ---------------------------------------------------------------------- the attack stepper's figures
+# Each builder always returns the same traces with the same keys, whatever the values, so that a widget
+# can move a displayed figure to a new state by copying properties across (see widgets.AttackStepper).
+
+GREEN, RED, ORANGE, GREY_BLUE = "#2ca02c", "#d62728", "#ff7f0e", "#8da0cb"
+
+
+def finite_or_none(values: Sequence[float], decimals: int = 4) -> list[float | None]:
+    """Floats rounded to ``decimals`` (stable outputs), with ``±inf`` and NaN as ``None`` (a gap in plotly)."""
+    out = []
+    for value in values:
+        value = float(value)
+        out.append(round(value, decimals) if math.isfinite(value) else None)
+    return out
+
+
+def saliency_heatmap(labels: Sequence[str], symbols: Sequence[str], saliency: Sequence[float] | None,
+                     chosen: int | None = None, title: str = "Saliency per position") -> go.Figure:
+    """A one-row heatmap of ``saliency`` per position, the tokens written on the cells.
+
+    ``labels`` name the positions (x axis, e.g. ``task.position_labels()``), ``symbols`` are the tokens there.
+    ``-inf`` (a position the attack may not edit) is an empty cell; ``saliency=None`` leaves the whole row
+    empty (e.g. after the last step). The ``chosen`` position is outlined (``layout.shapes[0]``) and marked by a
+    triangle above the row (trace 1).
+    """
+    labels, symbols = list(labels), list(symbols)
+    if len(symbols) != len(labels):
+        raise ValueError(f"symbols has {len(symbols)} entries, labels {len(labels)}: one symbol per position expected")
+    z = [None] * len(labels) if saliency is None else finite_or_none(saliency)
+    if len(z) != len(labels):
+        raise ValueError(f"saliency has {len(z)} entries, labels {len(labels)}: one value per position expected")
+    if chosen is not None and not 0 <= chosen < len(labels):
+        raise ValueError(f"chosen must be a position in [0, {len(labels)}), got {chosen}")
+    marker_x = [] if chosen is None else [labels[chosen]]
+    fig = go.Figure([
+        go.Heatmap(x=labels, y=[0], z=[z], text=[symbols], texttemplate="%{text}", textfont=dict(size=16),
+                   colorscale="Blues", zmin=0, colorbar=dict(title=dict(text="saliency"), len=0.9),
+                   hovertemplate="%{x}: %{text}<br>saliency %{z}<extra></extra>", name="saliency"),
+        go.Scatter(x=marker_x, y=[0.72] * len(marker_x), mode="markers+text", text=["chosen"] * len(marker_x),
+                   textposition="top center", marker=dict(symbol="triangle-down", size=14, color=RED),
+                   hoverinfo="skip", showlegend=False, name="chosen"),
+    ])
+    if chosen is not None:  # on a category axis, x = i is the i-th category: the cell spans i ± 0.5
+        fig.add_shape(type="rect", xref="x", yref="y", x0=chosen - 0.5, x1=chosen + 0.5, y0=-0.5, y1=0.5,
+                      line=dict(color=RED, width=3))
+    fig.update_yaxes(range=[-0.5, 1.15], showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(type="category", showgrid=False)
+    return fig.update_layout(title=title, **{**_LAYOUT, "height": 230})
+
+
+def candidate_bars(symbols: Sequence[str], energies: Sequence[float] | None, chosen: int | None = None,
+                   current: int | None = None, title: str = "Candidate energies") -> go.Figure:
+    """One bar per token: the energy of the sequence with that token at the chosen position.
+
+    ``+inf`` (not evaluated) is a missing bar; ``energies=None`` draws none. ``chosen`` and ``current`` are
+    token indices into ``symbols``: the chosen token's bar is green, the current token's orange (green wins
+    when they coincide: the attack kept the token).
+    """
+    symbols = list(symbols)
+    y = [None] * len(symbols) if energies is None else finite_or_none(energies)
+    if len(y) != len(symbols):
+        raise ValueError(f"energies has {len(y)} entries, symbols {len(symbols)}: one energy per token expected")
+    for name, index in (("chosen", chosen), ("current", current)):
+        if index is not None and not 0 <= index < len(symbols):
+            raise ValueError(f"{name} must be a token index in [0, {len(symbols)}), got {index}")
+    colors = [GREEN if i == chosen else ORANGE if i == current else GREY_BLUE for i in range(len(symbols))]
+    fig = go.Figure([go.Bar(x=symbols, y=y, marker=dict(color=colors), name="energy",
+                            hovertemplate="token %{x}: E = %{y}<extra></extra>")])
+    fig.update_xaxes(type="category", title="token (green: chosen, orange: current)")
+    return fig.update_layout(title=title, yaxis_title="energy E", **_LAYOUT)
+
+
+def energy_line(energies: Sequence[float], step: int | None = None, title: str = "Energy along the attack") -> go.Figure:
+    """``energies[s]`` against step s (trace 0), with a marker at ``step`` (trace 1; none for ``None``)."""
+    y = finite_or_none(energies)
+    if step is not None and not 0 <= step < len(y):
+        raise ValueError(f"step must be in [0, {len(y) - 1}], got {step}")
+    marker_x = [] if step is None else [step]
+    fig = go.Figure([
+        go.Scatter(x=list(range(len(y))), y=y, mode="lines+markers", name="energy", line=dict(color=GREY_BLUE)),
+        go.Scatter(x=marker_x, y=[y[s] for s in marker_x], mode="markers", name="this step",
+                   marker=dict(size=14, color=RED, symbol="circle-open", line=dict(width=3))),
+    ])
+    fig.update_xaxes(title="step", dtick=1 if len(y) <= 20 else None)
+    return fig.update_layout(title=title, yaxis_title="energy E", showlegend=False, **_LAYOUT)
+
+
+def correctness_strip(labels: Sequence[str], correct: Sequence[bool], title: str = "Answer digits") -> go.Figure:
+    """One cell per answer digit, green when right and red when wrong; the title gives the fraction right."""
+    labels, right = list(labels), [bool(c) for c in correct]
+    if len(right) != len(labels):
+        raise ValueError(f"correct has {len(right)} entries, labels {len(labels)}: one flag per digit expected")
+    fraction = round(sum(right) / len(right), 4) if right else 0.0
+    fig = go.Figure([go.Heatmap(
+        x=labels, y=[0], z=[[int(r) for r in right]], text=[["right" if r else "wrong" for r in right]],
+        texttemplate="%{text}", zmin=0, zmax=1, showscale=False,
+        colorscale=[[0.0, RED], [0.5, RED], [0.5, GREEN], [1.0, GREEN]],
+        hovertemplate="%{x}: %{text}<extra></extra>", xgap=2, name="correct",
+    )])
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(type="category", showgrid=False)
+    return fig.update_layout(title=f"{title}: {sum(right)}/{len(right)} right (correctness {fraction})",
+                             **{**_LAYOUT, "height": 170})
+
+
+# ---------------------------------------------------------------------- notebook 04's other figures
+def saliency_grid(labels: Sequence[str], symbols: Sequence[Sequence[str]], saliency: Sequence[Sequence[float]],
+                  title: str = "Saliency per position") -> go.Figure:
+    """A heatmap of saliency, one row per sequence (row 0 on top) and one column per position.
+
+    ``symbols[r]`` are the tokens of sequence r, written on its cells; ``-inf`` (not editable) is an empty cell.
+    """
+    labels = list(labels)
+    if len(symbols) != len(saliency):
+        raise ValueError(f"symbols has {len(symbols)} rows, saliency {len(saliency)}: one row per sequence expected")
+    for r, (row_symbols, row_saliency) in enumerate(zip(symbols, saliency)):
+        if len(row_symbols) != len(labels) or len(row_saliency) != len(labels):
+            raise ValueError(f"row {r} has {len(row_symbols)} symbols and {len(row_saliency)} saliency values, "
+                             f"expected {len(labels)} (one per position label)")
+    rows = [str(r) for r in range(len(saliency))]
+    fig = go.Figure([go.Heatmap(
+        x=labels, y=rows, z=[finite_or_none(row) for row in saliency], text=[list(row) for row in symbols],
+        texttemplate="%{text}", colorscale="Blues", zmin=0, colorbar=dict(title=dict(text="saliency")),
+        hovertemplate="sequence %{y}, %{x}: %{text}<br>saliency %{z}<extra></extra>", xgap=1, ygap=1,
+    )])
+    fig.update_xaxes(type="category", showgrid=False)
+    fig.update_yaxes(type="category", autorange="reversed", title="sequence", showgrid=False)
+    return fig.update_layout(title=title, **{**_LAYOUT, "height": 120 + 32 * max(len(rows), 1)})
+
+
+def curves_by_step(curves: Mapping[str, Sequence[float]], title: str = "Along the attack",
+                   yaxis: str = "value") -> go.Figure:
+    """One line per named curve, ``curve[s]`` against step s (0, 1, ...); ``±inf`` is a gap."""
+    fig = go.Figure([go.Scatter(x=list(range(len(values))), y=finite_or_none(values), mode="lines+markers", name=name)
+                     for name, values in curves.items()])
+    return fig.update_layout(title=title, xaxis_title="step", yaxis_title=yaxis, **_LAYOUT)
+
+
+def prediction_scatter(predicted: Sequence[float], actual: Sequence[float], title: str = "Predicted vs actual",
+                       xaxis: str = "predicted", yaxis: str = "actual") -> go.Figure:
+    """Points ``(predicted[i], actual[i])`` (trace 0) and the diagonal y = x (trace 1), where a perfect
+    prediction would lie."""
+    x, y = finite_or_none(predicted), finite_or_none(actual)
+    if len(x) != len(y):
+        raise ValueError(f"predicted has {len(x)} values, actual {len(y)}: one pair per point expected")
+    finite = [v for v in x + y if v is not None]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    fig = go.Figure([
+        go.Scatter(x=x, y=y, mode="markers", name="points", marker=dict(size=6, opacity=0.6, color=GREY_BLUE)),
+        go.Scatter(x=[low, high], y=[low, high], mode="lines", name="y = x", line=dict(dash="dot", color=RED)),
+    ])
+    return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, showlegend=False, **_LAYOUT)

@@ -1,0 +1,325 @@
+"""AttackStepper shows what a trace says at each step, and the plots.py builders it composes.
+
+The traces here are built by hand with known numbers (``fake_trace``), so every figure's data can be
+compared with the trace it came from, without a model or an attack.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from advebm_teach import plots
+from advebm_teach.task import AdditionTask
+from advebm_teach.trace import AttackTrace
+from advebm_teach.widgets import PLOT_NAMES, AttackStepper
+
+INF = math.inf
+TASK = AdditionTask(n_digits=2)  # T = 11: <bos> a2 a1 + b2 b1 = c3 c2 c1 <eos>; V = 14
+LABELS = TASK.position_labels()
+
+
+def fake_trace(task: AdditionTask = TASK, steps: int = 3, batch: int = 2) -> AttackTrace:
+    """A trace with known numbers, S = ``steps``, B = ``batch``.
+
+    Step s+1 edits answer digit ``c_positions[s % (n+1)]`` of every sequence, adding b+1 to it
+    (so each step changes every sequence), except sequence 1's last step, which finds no position (-1).
+    ``saliency[s, b, t] = s + b/10 + t/100`` on digit slots, ``-inf`` on format tokens;
+    ``candidate_energy[s, b, v] = 10 - s - v/10 - b`` for digits v != 7 (7 "pruned": ``+inf``), ``+inf`` for
+    non-digits; ``energy[s, b] = 10 - s - b`` (a NaN-free, decreasing line).
+    """
+    answer = list(task.c_positions)
+    states = [task.sample(batch, seed=0)]
+    positions = torch.empty(steps, batch, dtype=torch.long)
+    for s in range(steps):
+        x = states[-1].clone()
+        for b in range(batch):
+            if b == 1 and s == steps - 1:
+                positions[s, b] = -1
+                continue
+            positions[s, b] = answer[s % len(answer)]
+            x[b, positions[s, b]] = (x[b, positions[s, b]] + b + 1) % 10
+        states.append(x)
+    s_, b_, t_ = torch.meshgrid(torch.arange(steps), torch.arange(batch), torch.arange(task.seq_len), indexing="ij")
+    saliency = (s_ + b_ / 10 + t_ / 100).float()
+    saliency[:, :, ~task.digit_slots] = -INF
+    s_, b_, v_ = torch.meshgrid(torch.arange(steps), torch.arange(batch), torch.arange(task.vocab_size), indexing="ij")
+    candidate_energy = (10 - s_ - v_ / 10 - b_).float()
+    candidate_energy[:, :, 10:] = INF
+    candidate_energy[:, :, 7] = INF
+    s_, b_ = torch.meshgrid(torch.arange(steps + 1), torch.arange(batch), indexing="ij")
+    return AttackTrace(tokens=torch.stack(states), energy=(10 - s_ - b_).float(), position=positions,
+                       saliency=saliency, candidate_energy=candidate_energy)
+
+
+def rows(z) -> list[list]:
+    return [list(row) for row in z]
+
+
+def expected(trace: AttackTrace, s: int, b: int) -> dict:
+    """What step s of sequence b must show, straight from the trace (not through plots.py)."""
+    steps = trace.steps
+    position = int(trace.position[s, b]) if s < steps else -1
+    saliency = [None if v == -INF else round(v, 4) for v in trace.saliency[s, b].tolist()] if s < steps else [None] * TASK.seq_len
+    if position >= 0:
+        candidates = [None if v == INF else round(v, 4) for v in trace.candidate_energy[s, b].tolist()]
+        current, chosen = int(trace.tokens[s, b, position]), int(trace.tokens[s + 1, b, position])
+    else:
+        candidates, current, chosen = [None] * TASK.vocab_size, None, None
+    return {
+        "saliency": saliency, "symbols": [TASK.vocab[t] for t in trace.tokens[s, b].tolist()],
+        "chosen_label": [LABELS[position]] if position >= 0 else [], "candidates": candidates,
+        "current": current, "chosen": chosen, "energy": round(float(trace.energy[s, b]), 4),
+        "correct": [int(c) for c in TASK.digit_correct(trace.tokens[s, b])[0].tolist()],
+    }
+
+
+def check_figures(stepper: AttackStepper, trace: AttackTrace, s: int, b: int) -> None:
+    want, figs = expected(trace, s, b), stepper.figures
+    heat, chosen_marker = figs["saliency"].data
+    assert rows(heat.z) == [want["saliency"]]
+    assert rows(heat.text) == [want["symbols"]] and list(heat.x) == LABELS
+    assert list(chosen_marker.x or []) == want["chosen_label"]
+    outline = [(shape.x0, shape.x1) for shape in figs["saliency"].layout.shapes]
+    assert outline == ([(LABELS.index(want["chosen_label"][0]) - 0.5, LABELS.index(want["chosen_label"][0]) + 0.5)]
+                       if want["chosen_label"] else [])
+    (bars,) = figs["candidates"].data
+    assert list(bars.y) == want["candidates"] and list(bars.x) == TASK.vocab
+    colors = list(bars.marker.color)
+    assert [i for i, c in enumerate(colors) if c == plots.GREEN] == ([want["chosen"]] if want["chosen"] is not None else [])
+    if want["current"] is not None and want["current"] != want["chosen"]:
+        assert colors[want["current"]] == plots.ORANGE
+    line, marker = figs["energy"].data
+    assert list(line.y) == [round(float(e), 4) for e in trace.energy[:, b].tolist()]
+    assert list(marker.x) == [s] and list(marker.y) == [want["energy"]]
+    (strip,) = figs["correctness"].data
+    assert rows(strip.z) == [want["correct"]]
+    assert f"{sum(want['correct'])}/{len(want['correct'])} right" in figs["correctness"].layout.title.text
+
+
+# ---------------------------------------------------------------------- the stepper
+@pytest.mark.parametrize("figure_widget", [True, False], ids=["FigureWidget", "fallback"])
+def test_every_step_of_every_sequence_shows_what_the_trace_says(figure_widget):
+    trace = fake_trace()
+    stepper = AttackStepper(trace, TASK, figure_widget=figure_widget)
+    check_figures(stepper, trace, 0, 0)
+    for b in (1, 0):
+        stepper.show_sequence(b)
+        for s in (1, 3, 0, 2, 3):  # out of order, and S (the final state, no choice left)
+            stepper.show_step(s)
+            assert (stepper.step, stepper.sequence) == (s, b)
+            check_figures(stepper, trace, s, b)
+
+
+def test_step_s_pairs_tokens_s_with_the_choice_of_step_s_plus_1():
+    trace = fake_trace()
+    stepper = AttackStepper(trace, TASK)
+    stepper.show_step(np.int64(1))  # any integer type
+    position = int(trace.position[1, 0])
+    assert stepper.figures["saliency"].data[1].x == (LABELS[position],)
+    assert "step 2 edits" in stepper.figures["saliency"].layout.title.text
+    assert TASK.decode(trace.tokens[1, 0], strip=True) in stepper.status.value
+    stepper.show_step(3)
+    assert stepper.figures["saliency"].data[1].x == () and "no step left" in stepper.figures["saliency"].layout.title.text
+    stepper.show_sequence(1)
+    stepper.show_step(2)  # sequence 1 had no position left at its last step
+    assert stepper.figures["candidates"].data[0].y == (None,) * TASK.vocab_size
+    assert "no editable position left" in stepper.figures["candidates"].layout.title.text
+
+
+def test_updates_change_the_same_figure_widgets_in_place():
+    stepper = AttackStepper(fake_trace(), TASK, figure_widget=True)
+    shown = dict(stepper.figures)
+    traces = {name: fig.data for name, fig in shown.items()}
+    assert all(isinstance(fig, go.FigureWidget) for fig in shown.values())
+    stepper.show_step(2)
+    stepper.show_sequence(1)
+    assert all(stepper.figures[name] is fig for name, fig in shown.items())
+    assert all(all(a is b for a, b in zip(stepper.figures[name].data, traces[name])) for name in shown)
+    with pytest.raises(TypeError):
+        stepper.figures["energy"] = go.Figure()  # read-only view
+
+
+def test_the_slider_and_the_picker_drive_the_figures_as_a_browser_would():
+    trace = fake_trace()
+    stepper = AttackStepper(trace, TASK)
+    stepper.step_slider.value = 2  # what a slider moved in the browser does in the kernel
+    check_figures(stepper, trace, 2, 0)
+    stepper.sequence_picker.value = 1
+    check_figures(stepper, trace, 2, 1)
+    assert stepper.play.max == stepper.step_slider.max == trace.steps
+    assert stepper.sequence_picker.layout.display is None  # shown: B = 2
+    single = AttackTrace(*(getattr(trace, name)[:, :1] for name in ("tokens", "energy", "position", "saliency", "candidate_energy")))
+    assert AttackStepper(single, TASK).sequence_picker.layout.display == "none"
+
+
+def test_fallback_redraws_plain_figures_into_outputs():
+    trace = fake_trace()
+    stepper = AttackStepper(trace, TASK, figure_widget=False)
+    first = dict(stepper.figures)
+    assert all(type(fig) is go.Figure for fig in first.values())
+    outputs = stepper._outputs
+    for name in PLOT_NAMES:
+        (output,) = outputs[name].outputs
+        assert output["output_type"] == "display_data"
+        assert output["data"]["application/vnd.plotly.v1+json"]["data"] == first[name].to_plotly_json()["data"]
+    stepper.show_step(1)
+    assert all(stepper.figures[name] is not first[name] for name in PLOT_NAMES)  # redrawn, not updated
+    energy_json = outputs["energy"].outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert energy_json["data"][1]["x"] == [1]
+    assert len(outputs["energy"].outputs) == 1  # replaced, not appended
+
+
+def test_default_mode_is_figure_widgets_except_on_colab(monkeypatch):
+    assert AttackStepper(fake_trace(), TASK).figure_widget is True
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert AttackStepper(fake_trace(), TASK).figure_widget is False
+
+
+def test_displays_itself_as_one_findable_widget():
+    stepper = AttackStepper(fake_trace(), TASK)
+    bundle = stepper._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == stepper.widget.model_id
+    assert "advebm-attack-stepper" in stepper.widget._dom_classes
+    boxes = [w for w in _walk(stepper.widget) if any(c.startswith("advebm-plot-") for c in w._dom_classes)]
+    assert [box._dom_classes[0] for box in boxes] == [f"advebm-plot-{name}" for name in PLOT_NAMES]
+    assert [box.children[0] for box in boxes] == [stepper.figures[name] for name in PLOT_NAMES]
+
+
+def _walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+@pytest.mark.parametrize("step", [-1, 4, 1.0, True, "2"])
+def test_a_step_out_of_range_is_refused(step):
+    stepper = AttackStepper(fake_trace(steps=3), TASK)
+    with pytest.raises(ValueError, match=r"step must be an int in \[0, 3\]"):
+        stepper.show_step(step)
+    assert stepper.step == 0
+
+
+@pytest.mark.parametrize("sequence", [-1, 2, True])
+def test_a_sequence_out_of_range_is_refused(sequence):
+    with pytest.raises(ValueError, match=r"sequence must be an int in \[0, 1\]"):
+        AttackStepper(fake_trace(batch=2), TASK, sequence=sequence)
+    with pytest.raises(ValueError, match="sequence must be"):
+        AttackStepper(fake_trace(batch=2), TASK).show_sequence(sequence)
+
+
+def test_a_trace_that_does_not_fit_the_task_is_refused():
+    trace = fake_trace()
+    with pytest.raises(ValueError, match=r"sequence length 11, but the task's seq_len is 14"):
+        AttackStepper(trace, AdditionTask(n_digits=3))
+    short_vocab = AttackTrace(trace.tokens, trace.energy, trace.position, trace.saliency, trace.candidate_energy[..., :10])
+    with pytest.raises(ValueError, match=r"trace.candidate_energy has shape \(3, 2, 10\), expected \(3, 2, 14\)"):
+        AttackStepper(short_vocab, TASK)
+    one_step_short = AttackTrace(trace.tokens, trace.energy, trace.position[:2], trace.saliency, trace.candidate_energy)
+    with pytest.raises(ValueError, match=r"trace.position has shape \(2, 2\), expected \(3, 2\)"):
+        AttackStepper(one_step_short, TASK)
+    with pytest.raises(ValueError, match="trace must be an AttackTrace"):
+        AttackStepper(trace.tokens, TASK)
+
+
+def test_a_trace_without_steps_shows_its_one_state():
+    trace = fake_trace()
+    no_steps = AttackTrace(trace.tokens[:1], trace.energy[:1], trace.position[:0], trace.saliency[:0], trace.candidate_energy[:0])
+    stepper = AttackStepper(no_steps, TASK)
+    stepper.show_sequence(1)
+    check_figures(stepper, no_steps, 0, 1)
+    assert stepper.step_slider.max == 0
+
+
+def test_from_attack_runs_discrete_attack_with_the_options_given(monkeypatch):
+    calls = {}
+
+    class FakeAttack:
+        def __init__(self, energy_model, task, steps, **options):
+            calls.update(model=energy_model, task=task, steps=steps, options=options)
+
+        def attack(self, tokens):
+            calls["tokens"] = tokens
+            return fake_trace(steps=calls["steps"], batch=tokens.shape[0])
+
+    monkeypatch.setitem(sys.modules, "advebm_teach.attack", types.SimpleNamespace(DiscreteAttack=FakeAttack))
+    tokens = TASK.sample(2, seed=0)
+    stepper = AttackStepper.from_attack("model", TASK, tokens, steps=2, sequence=1, figure_widget=False, tabu=True)
+    assert calls["steps"] == 2 and calls["options"] == {"tabu": True} and calls["tokens"] is tokens
+    assert stepper.trace.steps == 2 and stepper.sequence == 1 and not stepper.figure_widget
+
+
+def test_from_attack_with_the_real_attack_on_a_tiny_model(one_thread):
+    pytest.importorskip("advebm_teach.attack", reason="advebm_teach.attack not written yet")
+    from advebm_teach.models import TransformerEnergy
+
+    torch.manual_seed(0)
+    model = TransformerEnergy(TASK.vocab_size, TASK.seq_len, d_model=16, n_layers=1, n_heads=2, ff_dim=16, head="lm_nll")
+    stepper = AttackStepper.from_attack(model, TASK, TASK.sample(2, seed=0), steps=2, tabu=True)
+    assert stepper.trace.steps == 2
+    for s in range(3):
+        stepper.show_step(s)
+        check_figures(stepper, stepper.trace, s, 0)
+
+
+# ---------------------------------------------------------------------- the builders
+def test_builders_turn_infinities_into_gaps_and_round():
+    heat = plots.saliency_heatmap(["x", "y", "z"], ["1", "+", "2"], [0.123456, -INF, math.nan], chosen=0)
+    assert rows(heat.data[0].z) == [[0.1235, None, None]] and heat.data[1].x == ("x",)
+    assert plots.saliency_heatmap(["x"], ["1"], None).data[0].z == ([None],)
+    bars = plots.candidate_bars(["0", "1", "2"], [1.000049, INF, -2.5], chosen=2, current=0)
+    assert bars.data[0].y == (1.0, None, -2.5)
+    assert list(bars.data[0].marker.color) == [plots.ORANGE, plots.GREY_BLUE, plots.GREEN]
+    assert list(plots.candidate_bars(["0", "1"], [1.0, 2.0], chosen=1, current=1).data[0].marker.color)[1] == plots.GREEN
+    line = plots.energy_line([3.0, INF, 1.23456], step=2)
+    assert line.data[0].y == (3.0, None, 1.2346) and line.data[1].x == (2,) and line.data[1].y == (1.2346,)
+    assert plots.energy_line([1.0, 0.5]).data[1].x == ()
+    strip = plots.correctness_strip(["c2", "c1"], [True, False])
+    assert strip.data[0].z == ([1, 0],) and "1/2 right (correctness 0.5)" in strip.layout.title.text
+
+
+def test_builders_keep_the_same_traces_and_keys_whatever_the_values():
+    """What lets a FigureWidget follow by copying properties: no trace or key appears or disappears."""
+    def shape(fig):
+        return [(trace.type, sorted(trace.to_plotly_json())) for trace in fig.data]
+
+    assert shape(plots.saliency_heatmap(["x", "y"], ["1", "2"], [1.0, 2.0], chosen=1)) == shape(
+        plots.saliency_heatmap(["x", "y"], ["1", "2"], None))
+    assert shape(plots.candidate_bars(["0", "1"], [1.0, 2.0], chosen=0, current=1)) == shape(plots.candidate_bars(["0", "1"], None))
+    assert shape(plots.energy_line([1.0, 2.0], step=1)) == shape(plots.energy_line([1.0, 2.0]))
+
+
+def test_builders_refuse_mismatched_lengths():
+    with pytest.raises(ValueError, match="saliency has 2 entries, labels 3"):
+        plots.saliency_heatmap(["a", "b", "c"], ["1", "2", "3"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="symbols has 2 entries, labels 3"):
+        plots.saliency_heatmap(["a", "b", "c"], ["1", "2"], None)
+    with pytest.raises(ValueError, match=r"chosen must be a position in \[0, 1\)"):
+        plots.saliency_heatmap(["a"], ["1"], [1.0], chosen=1)
+    with pytest.raises(ValueError, match="energies has 1 entries, symbols 2"):
+        plots.candidate_bars(["0", "1"], [1.0])
+    with pytest.raises(ValueError, match=r"current must be a token index"):
+        plots.candidate_bars(["0", "1"], [1.0, 2.0], current=5)
+    with pytest.raises(ValueError, match=r"step must be in \[0, 1\]"):
+        plots.energy_line([1.0, 2.0], step=2)
+    with pytest.raises(ValueError, match="correct has 1 entries, labels 2"):
+        plots.correctness_strip(["c2", "c1"], [True])
+
+
+def test_notebook_04_builders_carry_their_data():
+    grid = plots.saliency_grid(["x", "y"], [["1", "+"], ["2", "+"]], [[0.123456, -INF], [2.0, -INF]])
+    assert rows(grid.data[0].z) == [[0.1235, None], [2.0, None]] and rows(grid.data[0].text) == [["1", "+"], ["2", "+"]]
+    with pytest.raises(ValueError, match="row 1 has 1 symbols"):
+        plots.saliency_grid(["x", "y"], [["1", "+"], ["2"]], [[0.1, 0.2], [0.3, 0.4]])
+    curves = plots.curves_by_step({"paper": [0.5, 0.6], "tabu": [0.5, INF]}, yaxis="correctness")
+    assert [c.name for c in curves.data] == ["paper", "tabu"] and curves.data[1].y == (0.5, None)
+    scatter = plots.prediction_scatter([1.0, 2.0, INF], [1.5, -1.0, 3.0])
+    assert scatter.data[0].x == (1.0, 2.0, None) and scatter.data[1].x == (-1.0, 3.0) == scatter.data[1].y
+    with pytest.raises(ValueError, match="predicted has 1 values, actual 2"):
+        plots.prediction_scatter([1.0], [1.0, 2.0])
