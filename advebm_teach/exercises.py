@@ -133,3 +133,79 @@ def check_best_digit(best_digit: Callable[[Any, Any, int], Any], energy_model: A
             trials.append((f"best_digit(energy_model, x, {position})", expected,
                            lambda x=x, p=position: best_digit(energy_model, x, p)))
     return _verdict_of_tensors("best_digit", trials)
+
+
+# ---- notebook 01
+def check_log_partition(log_partition: Callable[[Any], Any]) -> Verdict:
+    """Exercise 01.1: ``log_partition(energies (N,)) -> log sum_x exp(-E(x))`` (eq. 2), without overflow.
+
+    Reference: Python floats, shifted by the largest -E before exponentiating (math.fsum for the sum).
+    """
+    import math
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [torch.zeros(4, dtype=torch.float64), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+             torch.randn(1024, generator=generator, dtype=torch.float64) * 3,
+             torch.tensor([-1000.0, -999.0, -998.0], dtype=torch.float64),   # exp(1000) overflows
+             torch.tensor([1000.0, 1001.0], dtype=torch.float64)]             # exp(-1000) underflows to 0
+    trials = []
+    for energies in cases:
+        values = [-float(e) for e in energies]
+        top = max(values)
+        expected = torch.tensor(top + math.log(math.fsum(math.exp(v - top) for v in values)), dtype=torch.float64)
+        shown = energies.tolist() if len(energies) < 8 else f"{len(energies)} random energies"
+        trials.append((f"log_partition({shown})", expected, lambda e=energies: log_partition(e.clone())))
+    return _verdict_of_tensors("log_partition", trials)
+
+
+def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any], model: Any) -> Verdict:
+    """Exercise 01.2: ``gibbs_conditional(model, x (T,), i) -> (V,)``, p_theta(x_i = v | every other symbol of x).
+
+    Reference: the enumerated joint ``model.distribution()``, restricted to the V states that agree with x
+    everywhere but at i, and renormalised.
+    """
+    import torch
+
+    from .toy import state_index
+
+    with torch.no_grad():
+        joint = model.distribution()
+    generator = torch.Generator().manual_seed(1)
+    trials = []
+    for x in torch.randint(0, model.n_symbols, (3, model.length), generator=generator):
+        for i in range(model.length):
+            variants = x.repeat(model.n_symbols, 1)
+            variants[:, i] = torch.arange(model.n_symbols)
+            restricted = joint[state_index(variants, model.n_symbols)]
+            trials.append((f"gibbs_conditional(model, {x.tolist()}, {i})", restricted / restricted.sum(),
+                           lambda x=x, i=i: gibbs_conditional(model, x.clone(), i)))
+    return _verdict_of_tensors("gibbs_conditional", trials)
+
+
+def check_importance_weights(importance_weights: Callable[[Any, Any], Any]) -> Verdict:
+    """Exercise 01.3: ``importance_weights(energies (K,), log_q (K,)) -> (K,)``: w_k proportional to exp(-E_k) / q_k,
+    summing to 1.
+
+    Reference: Python floats, shifted by the largest log-weight before exponentiating.
+    """
+    import math
+
+    import torch
+
+    generator = torch.Generator().manual_seed(2)
+    cases = [(torch.tensor([0.0, 0.0]), torch.tensor([math.log(0.5), math.log(0.25)])),
+             (torch.randn(6, generator=generator), -torch.rand(6, generator=generator) * 5),
+             (torch.tensor([-800.0, -801.0, -799.0]), torch.tensor([-1.0, -2.0, -3.0]))]  # exp(800) overflows
+    trials = []
+    for energies, log_q in cases:
+        energies, log_q = energies.double(), log_q.double()
+        log_w = [-float(e) - float(lq) for e, lq in zip(energies, log_q)]
+        top = max(log_w)
+        total = math.fsum(math.exp(v - top) for v in log_w)
+        expected = torch.tensor([math.exp(v - top) / total for v in log_w], dtype=torch.float64)
+        trials.append((f"importance_weights({[round(e, 3) for e in energies.tolist()]}, "
+                       f"{[round(v, 3) for v in log_q.tolist()]})", expected,
+                       lambda e=energies, lq=log_q: importance_weights(e.clone(), lq.clone())))
+    return _verdict_of_tensors("importance_weights", trials)

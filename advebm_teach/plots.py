@@ -181,3 +181,60 @@ def prediction_scatter(predicted: Sequence[float], actual: Sequence[float], titl
         go.Scatter(x=[low, high], y=[low, high], mode="lines", name="y = x", line=dict(dash="dot", color=RED)),
     ])
     return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, showlegend=False, **_LAYOUT)
+
+
+# ---------------------------------------------------------------------- notebook 01's figures
+def state_heatmaps(distributions: Mapping[str, Sequence[float]], n_symbols: int, length: int,
+                   title: str = "Every state", floor: float = 1e-6, mark: Sequence[int] = ()) -> go.Figure:
+    """One heatmap per named distribution over all ``n_symbols ** length`` states (``toy.all_states`` order).
+
+    A state is a cell: its first ``length // 2`` symbols pick the row, the others the column. The colour is
+    log10 p, clipped below at ``floor``; a state of probability exactly 0 is an empty cell. The states whose
+    indices are in ``mark`` are circled in every panel (trace after each heatmap).
+    """
+    from plotly.subplots import make_subplots
+
+    n_states = n_symbols**length
+    head = length // 2
+    n_rows, n_cols = n_symbols**head, n_symbols ** (length - head)
+
+    def label(index: int, width: int) -> str:
+        return "".join(str(index // n_symbols ** (width - 1 - k) % n_symbols) for k in range(width))
+
+    rows, cols = [label(r, head) for r in range(n_rows)], [label(c, length - head) for c in range(n_cols)]
+    for name, probs in distributions.items():
+        if len(probs) != n_states:
+            raise ValueError(f"distribution {name!r} has {len(probs)} entries, expected {n_states} (one per state)")
+    for index in mark:
+        if not 0 <= index < n_states:
+            raise ValueError(f"mark must hold state indices in [0, {n_states}), got {index}")
+    fig = make_subplots(rows=len(distributions), cols=1, subplot_titles=list(distributions), vertical_spacing=0.08)
+    for panel, probs in enumerate(distributions.values(), start=1):
+        values = [float(p) for p in probs]
+        z = [[None if values[r * n_cols + c] == 0 else round(math.log10(max(values[r * n_cols + c], floor)), 3)
+              for c in range(n_cols)] for r in range(n_rows)]
+        fig.add_trace(go.Heatmap(x=cols, y=rows, z=z, coloraxis="coloraxis",
+                                 hovertemplate="state %{y}%{x}: log10 p = %{z}<extra></extra>"), row=panel, col=1)
+        fig.add_trace(go.Scatter(x=[cols[i % n_cols] for i in mark], y=[rows[i // n_cols] for i in mark],
+                                 mode="markers", showlegend=False, hoverinfo="skip",
+                                 marker=dict(symbol="circle-open", size=12, color=RED, line=dict(width=3))),
+                      row=panel, col=1)
+    fig.update_xaxes(type="category", showticklabels=False)
+    fig.update_xaxes(title=f"x{head + 1}..x{length} (hover: the state)", row=len(distributions), col=1)
+    fig.update_yaxes(type="category", autorange="reversed", title=f"x1..x{head}")
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=math.log10(floor), cmax=0,
+                                     colorbar=dict(title=dict(text="log10 p"))))
+    return fig.update_layout(title=title, **{**_LAYOUT, "height": 140 + 230 * len(distributions)})
+
+
+def curves_against(x: Sequence[float], curves: Mapping[str, Sequence[float]], title: str = "", xaxis: str = "x",
+                   yaxis: str = "value", log_x: bool = False) -> go.Figure:
+    """One line per named curve over the shared ``x`` (a log axis with ``log_x``); ``±inf`` is a gap."""
+    x = list(x)
+    for name, values in curves.items():
+        if len(values) != len(x):
+            raise ValueError(f"curve {name!r} has {len(values)} values, x has {len(x)}: one value per x expected")
+    fig = go.Figure([go.Scatter(x=x, y=finite_or_none(values), mode="lines+markers", name=name)
+                     for name, values in curves.items()])
+    fig.update_xaxes(type="log" if log_x else "linear")
+    return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, **_LAYOUT)

@@ -1,0 +1,302 @@
+"""Estimators of the likelihood gradient of a ``ToyEBM``, each against the exact one.
+
+The gradient of the mean negative log-likelihood (eq. 3, negated) is a data term minus a model term:
+
+    grad NLL = E_data[grad E(x)] - E_{p_theta}[grad E(x)].
+
+The data term is a mean over the data, computed exactly by every estimator (NCE weighs it differently).
+They differ in how they stand in for the model term, which needs samples of p_theta, i.e. Z(theta):
+
+* ``exact``: the sum over every state (possible only on an enumerable toy);
+* ``gibbs``: negatives from Gibbs sweeps (each symbol redrawn from its exact conditional);
+* ``gibbs_with_gradients``: Metropolis-Hastings with proposals from the first-order scores (GWG);
+* ``importance_sampling``: proposal samples reweighted by exp(-E) / q (self-normalised), as Residual EBMs do;
+* ``nce``: the Residual-EBM baseline's binary classification of data against proposal samples.
+  **Its gradient is not the likelihood gradient**: it is the gradient of a different objective that
+  happens to have the same optimum (when the model can reach it);
+* ``adversarial``: proposal samples moved by the paper's greedy attack (section 2.2). **Biased**: the
+  negatives sit at local minima of the energy, not at samples of p_theta.
+
+Every Monte-Carlo estimator starts from n samples of the proposal (P_LM's role), as the paper's attack
+does. Each returns a ``GradientEstimate``: one tensor per parameter and the *cost*, counted as energy
+evaluations of the negative phase: one per sequence per forward pass, one more per sequence for a
+backward pass (the data term costs the same for every estimator and is not counted).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .saliency import embedding_table, energy_and_gradient, first_order_from_gradients, token_saliency
+from .toy import BigramLM, ToyEBM, as_generator, check_int, check_states, kl_divergence, state_index
+
+Grads = list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GradientEstimate:
+    """``grads``: one tensor per parameter (``parameters()`` order); ``cost``: negative-phase energy evaluations;
+    ``negatives (K, T)`` and their ``weights (K,)`` (None for the exact sum)."""
+
+    grads: Grads
+    cost: int
+    negatives: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------- negative samplers
+def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | torch.Generator
+                 ) -> tuple[torch.Tensor, int]:
+    """Run ``sweeps`` systematic Gibbs sweeps from each row of ``init``; return the states and the cost.
+
+    At position i, x_i is redrawn from p_theta(x_i = v | x_-i) = softmax_v(-E(x with v at i)): V energy
+    evaluations per position per chain. p_theta is invariant, so the chains approach it as sweeps grow.
+    """
+    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    check_int("sweeps", sweeps, 0)
+    generator = as_generator(seed)
+    n, V = len(x), model.n_symbols
+    with torch.no_grad():
+        for _ in range(sweeps):
+            for i in range(model.length):
+                candidates = x.repeat_interleave(V, dim=0)
+                candidates[:, i] = torch.arange(V).repeat(n)
+                logits = -model.energy(candidates).view(n, V)
+                x[:, i] = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)
+    return x, sweeps * model.length * V * n
+
+
+def _energy_and_scores(model: ToyEBM, x: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) ``(B,)`` and the first-order scores ``(B, T, V)`` (predicted energy decrease of writing v at i),
+    from one forward and one backward pass through the course's saliency primitives."""
+    grads = energy_and_gradient(model, x)
+    return grads.energy, first_order_from_gradients(grads, table, x)
+
+
+def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.Generator
+              ) -> tuple[torch.Tensor, int, float]:
+    """Gibbs-with-Gradients (Grathwohl et al., 2021) from each row of ``init``: states, cost, acceptance rate.
+
+    Propose one substitution (i, v), v != x_i, with probability softmax(S(x)[i, v] / 2), where S is the
+    first-order score (what ``saliency.first_order_scores`` returns, here taken from the same forward and
+    backward pass that gives E(x)); accept with the Metropolis-Hastings probability
+    min(1, exp(E(x) - E(x')) q(x | x') / q(x' | x)), so p_theta stays invariant however rough S is.
+    One forward and one backward pass per chain per step.
+    """
+    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    check_int("steps", steps, 0)
+    generator = as_generator(seed)
+    n, V = len(x), model.n_symbols
+    rows = torch.arange(n)
+    table = embedding_table(model, V, x.device)
+    energy, scores = _energy_and_scores(model, x, table)
+    accepted = 0
+
+    def proposal_log_probs(x: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logits = (scores / 2).masked_fill(F.one_hot(x, V).bool(), float("-inf"))  # v != x_i
+        return torch.log_softmax(logits.flatten(1), dim=1)  # (n, T * V), index i * V + v
+
+    for _ in range(steps):
+        forward = proposal_log_probs(x, scores)
+        move = torch.multinomial(forward.exp(), 1, generator=generator).squeeze(1)
+        position, symbol = move // V, move % V
+        proposed = x.clone()
+        proposed[rows, position] = symbol
+        new_energy, new_scores = _energy_and_scores(model, proposed, table)
+        backward = proposal_log_probs(proposed, new_scores)[rows, position * V + x[rows, position]]
+        log_accept = energy - new_energy + backward - forward[rows, move]
+        accept = torch.rand(n, generator=generator, dtype=log_accept.dtype).log() < log_accept
+        x = torch.where(accept[:, None], proposed, x)
+        energy = torch.where(accept, new_energy, energy)
+        scores = torch.where(accept[:, None, None], new_scores, scores)
+        accepted += int(accept.sum())
+    return x, 2 * n * (steps + 1), accepted / max(n * steps, 1)
+
+
+def greedy_attack(model: ToyEBM, init: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
+    """The paper's attack (section 2.2) from each row of ``init``, deterministic: states and cost.
+
+    Per step: i* = argmax_i ||grad_{e_i}(-E(x))||_1 (eq. 4, ``saliency.token_saliency``); every symbol is
+    written at i* and the lowest energy wins (eq. 6; the current symbol is a candidate, so E never rises;
+    ties go to the lower symbol). As in notebook 04, a position that failed to improve is tabu for that
+    sequence until some symbol changes, so the search moves on instead of stalling.
+    One forward and one backward pass, plus V forward passes, per sequence per step.
+    """
+    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    check_int("steps", steps, 0)
+    n, T, V = len(x), model.length, model.n_symbols
+    rows = torch.arange(n)
+    tabu = torch.zeros(n, T, dtype=torch.bool)
+    for _ in range(steps):
+        saliency = token_saliency(model, x, mask=~tabu)
+        active = ~tabu.all(dim=1)
+        position = saliency.argmax(dim=1)
+        candidates = x.repeat_interleave(V, dim=0)
+        candidates[torch.arange(n * V), position.repeat_interleave(V)] = torch.arange(V).repeat(n)
+        with torch.no_grad():
+            best = model.energy(candidates).view(n, V).argmin(dim=1)
+        stalled = best == x[rows, position]
+        x[rows[active], position[active]] = best[active]
+        tabu[rows[active & stalled], position[active & stalled]] = True
+        tabu[active & ~stalled] = False
+    return x, n * steps * (2 + V)
+
+
+# ---------------------------------------------------------------------------- gradient estimators
+def exact(model: ToyEBM, data: torch.Tensor) -> GradientEstimate:
+    """``model.exact_grad(data)``: the model term summed over all V^T states (one forward and backward each)."""
+    return GradientEstimate(model.exact_grad(data), 2 * len(model.states()))
+
+
+def gibbs(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
+          sweeps: int = 5) -> GradientEstimate:
+    """Model term from n Gibbs chains started at proposal samples (``gibbs_sweeps``), equal weights.
+
+    Unbiased in the limit of many sweeps; with few, the chains remember where they started (short-run MCMC).
+    """
+    generator = as_generator(seed)
+    negatives, cost = gibbs_sweeps(model, proposal.sample(n, generator), sweeps, generator)
+    return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
+
+
+def gibbs_with_gradients(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
+                         steps: int = 25) -> GradientEstimate:
+    """Model term from n GWG chains (``gwg_steps``) started at proposal samples, equal weights."""
+    generator = as_generator(seed)
+    negatives, cost, _ = gwg_steps(model, proposal.sample(n, generator), steps, generator)
+    return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
+
+
+def importance_sampling(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int) -> GradientEstimate:
+    """Self-normalised importance sampling: x_k ~ q, w_k proportional to exp(-E(x_k)) / q(x_k), sum w_k = 1.
+
+    Consistent (the bias vanishes as n grows) when q > 0 wherever p_theta is; in practice it can only
+    reweight what q writes, so a mode that q almost never visits is missed at any affordable n.
+    """
+    negatives = proposal.sample(n, seed)
+    with torch.no_grad():
+        weights = torch.softmax(-model.energy(negatives) - proposal.log_prob(negatives), dim=0)
+    return GradientEstimate(model.contrast_grad(data, negatives, weights), 3 * n, negatives, weights)
+
+
+def nce_loss(model: ToyEBM, data: torch.Tensor, noise: torch.Tensor, proposal: BigramLM) -> torch.Tensor:
+    """The Residual-EBM baseline's loss: binary cross-entropy of data (label 1) against proposal samples (label 0).
+
+    The classifier's logit is s(x) = -E(x) - log q(x), i.e. -E_res(x) for the residual energy
+    E_res = E + log q of p(x) proportional to q(x) exp(-E_res(x)) (Deng et al., 2019). Loss:
+    mean_data softplus(-s) + mean_noise softplus(s); at its optimum exp(-E) = p_data, with Z = 1.
+    """
+    data = check_states(data, model.n_symbols, model.length, "data")
+    noise = check_states(noise, model.n_symbols, model.length, "noise")
+    logit_data = -model.energy(data) - proposal.log_prob(data)
+    logit_noise = -model.energy(noise) - proposal.log_prob(noise)
+    return F.softplus(-logit_data).mean() + F.softplus(logit_noise).mean()
+
+
+def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int) -> GradientEstimate:
+    """grad of ``nce_loss`` with n noise samples: E_data[(1 - sigma(s)) grad E] - E_q[sigma(s) grad E].
+
+    **Not the likelihood gradient**: it weighs data and noise by how well the classifier already separates
+    them, and a state that neither the data nor q produce gets no gradient at all.
+    """
+    noise = proposal.sample(n, seed)
+    loss = nce_loss(model, data, noise, proposal)
+    grads = list(torch.autograd.grad(loss, list(model.parameters())))
+    return GradientEstimate(grads, 2 * n, noise)
+
+
+def adversarial(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
+                steps: int = 5) -> GradientEstimate:
+    """Model term from n proposal samples moved by ``greedy_attack`` (Algorithm 1, lines 5-17), equal weights.
+
+    **Biased**: the attack carries every sample to a nearby low-energy state, so the negatives
+    over-represent the modes (spurious ones included, which is the point) and do not follow p_theta.
+    """
+    negatives, cost = greedy_attack(model, proposal.sample(n, seed), steps)
+    return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
+
+
+# ---------------------------------------------------------------------------- measuring and training
+def flat(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """All parameters' gradients as one vector."""
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+def cosine(estimate: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> float:
+    """cos(angle) between two gradients (1: same direction)."""
+    return float(F.cosine_similarity(flat(estimate), flat(reference), dim=0))
+
+
+def relative_error(estimate: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> float:
+    """||estimate - reference|| / ||reference||."""
+    reference = flat(reference)
+    return float((flat(estimate) - reference).norm() / reference.norm())
+
+
+Estimator = Callable[[ToyEBM, torch.Tensor, int, int], GradientEstimate]  # (model, data, n, seed)
+
+
+def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimator], sample_counts: Sequence[int],
+                repeats: int, seed: int = 0) -> list[dict[str, float]]:
+    """Bias and variance of each estimator against ``model.exact_grad(data)``, at each sample count n.
+
+    Per (name, n), over ``repeats`` seeds: mean ``cosine``, root-mean-square ``relative_error``, ``bias``
+    = ||mean estimate - exact|| / ||exact|| and ``spread`` = RMS ||estimate - mean estimate|| / ||exact||
+    (so relative_error^2 = bias^2 + spread^2), and the mean ``cost``.
+    """
+    check_int("repeats", repeats, 1)
+    reference = flat(model.exact_grad(data)).detach()
+    rows = []
+    for name, estimator in estimators.items():
+        for n in sample_counts:
+            estimates = [estimator(model, data, n, seed + 1000 * r) for r in range(repeats)]
+            vectors = torch.stack([flat(e.grads).detach() for e in estimates])
+            mean = vectors.mean(dim=0)
+            scale = reference.norm()
+            rows.append({
+                "estimator": name, "n": n,
+                "cosine": float(F.cosine_similarity(vectors, reference[None], dim=1).mean()),
+                "relative_error": float(((vectors - reference).norm(dim=1) ** 2).mean().sqrt() / scale),
+                "bias": float((mean - reference).norm() / scale),
+                "spread": float(((vectors - mean).norm(dim=1) ** 2).mean().sqrt() / scale),
+                "cost": sum(e.cost for e in estimates) / repeats,
+            })
+    return rows
+
+
+def train(model: ToyEBM, data: torch.Tensor, estimator: Estimator, n: int, steps: int, lr: float,
+          target: torch.Tensor, watch: torch.Tensor | None = None,
+          seed: int = 0) -> tuple[ToyEBM, list[dict[str, float]]]:
+    """Adam on a copy of ``model``, ``steps`` steps, with ``estimator(model, data, n, seed + step)`` as the gradient.
+
+    Returns the trained copy and one row per step (step 0 is before any update): ``log_likelihood`` (mean
+    log p_theta of ``data``), ``kl`` = KL(target || p_theta) for the distribution ``target`` over all states,
+    ``mass`` = p_theta(``watch``) (the total over the rows of ``watch``, when given) and the cumulative ``cost``.
+    """
+    check_int("steps", steps, 0)
+    model = copy.deepcopy(model)
+    watched = None if watch is None else state_index(check_states(watch, model.n_symbols, model.length, "watch"),
+                                                      model.n_symbols)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history, cost = [], 0
+    for step in range(steps + 1):
+        with torch.no_grad():
+            probs = model.distribution()
+            row = {"step": step, "log_likelihood": float(model.log_prob(data).mean()),
+                   "kl": kl_divergence(target, probs), "cost": cost}
+            if watched is not None:
+                row["mass"] = float(probs[watched].sum())
+        history.append(row)
+        if step == steps:
+            break
+        estimate = estimator(model, data, n, seed + step)
+        for parameter, grad in zip(model.parameters(), estimate.grads):
+            parameter.grad = grad.detach()
+        optimizer.step()
+        cost += estimate.cost
+    return model, history
