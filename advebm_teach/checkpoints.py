@@ -23,7 +23,7 @@ from .models import LSTMLanguageModel, TransformerEnergy
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 MODEL_CLASSES = {cls.__name__: cls for cls in (LSTMLanguageModel, TransformerEnergy)}
-PRETRAINED_KINDS = ("plm", "energy_lm")
+PRETRAINED_KINDS = ("plm", "energy_lm", "energy_bce", "energy_adv", "energy_improved")
 _RECORD_KEY = "record"
 
 
@@ -96,15 +96,19 @@ def pretrained_path(kind: str, config: str = "course") -> Path:
 
 
 def load_pretrained(kind: str, config: str = "course") -> nn.Module:
-    """A shipped model (``"plm"`` or ``"energy_lm"``) of ``config``, in eval mode on CPU.
+    """A shipped model of ``config``, in eval mode on CPU: ``"plm"`` (P_LM), ``"energy_lm"`` (the energy
+    model after LM pre-training), or seed 0's fine-tuned energies of the reproduction: ``"energy_bce"``
+    (Residual-EBM baseline) and ``"energy_adv"`` (Algorithm 1), both with the scalar ``mean`` read-out, and
+    ``"energy_improved"`` (``lm_nll`` read-out, Algorithm 1 with the tabu attack).
 
     Its record (metrics, seed, the command that made it) is ``load_pretrained_record(kind, config)``.
     """
     path = pretrained_path(kind, config)
     if not path.with_suffix(".safetensors").exists():
+        command = "pretrain" if kind in ("plm", "energy_lm") else "reproduce"
         raise FileNotFoundError(
             f"no shipped {kind!r} weights for config {config!r} at {path}.safetensors; "
-            f"regenerate them with: advebm-teach pretrain --config {config}"
+            f"regenerate them with: advebm-teach {command} --config {config}"
         )
     return load_model(path)[0]
 

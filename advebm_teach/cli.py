@@ -28,6 +28,12 @@ def _bench(args: argparse.Namespace) -> None:
     report_attack(bench_attack(head=args.head))
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import reproduce, report
+
+    print(report(reproduce(args.config, seeds=args.seeds, out=args.out)))
+
+
 def find_notebooks() -> Path:
     """The course's notebooks: ``./notebooks``, else the folder beside the package in a clone."""
     for folder in (Path.cwd() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
@@ -69,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--only", action="append", choices=["plm", "energy_lm"], help="train only this model")
     pre.add_argument("--energy-epochs", type=int, help="override the energy model's epoch budget")
     pre.set_defaults(run=_pretrain)
+    rep = commands.add_parser("reproduce", help="the paper's experiment over seeds: results JSON and figures")
+    rep.add_argument("--config", choices=sorted(CONFIGS), default="course")
+    rep.add_argument("--seeds", type=int, default=10, help="number of seeds (0, 1, ...)")
+    rep.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
+    rep.add_argument("--out", help="output folder (default: runs/reproduce/<config>)")
+    rep.set_defaults(run=_reproduce)
     bench = commands.add_parser("bench", help="benchmarks measured side by side; the last line is JSON")
     bench.add_argument("target", choices=["attack"], help="attack: naive vs batched exact vs first-order pruned")
     bench.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")

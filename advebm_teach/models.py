@@ -65,6 +65,14 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
         hidden, _ = self.lstm(embeds)
         return self.lm_head(hidden)
 
+    def next_token_logits(self, tokens: torch.Tensor, state=None):
+        """Incremental decoding: ``(logits (B, V) for the next position, state)`` after reading ``tokens (B,)``.
+
+        ``state`` is the LSTM's ``(h, c)`` after the tokens read so far (None at the start).
+        """
+        hidden, state = self.lstm(self.embed(tokens[:, None]), state)
+        return self.lm_head(hidden[:, -1]), state
+
 
 KeysValues = tuple[torch.Tensor, torch.Tensor]
 
@@ -245,6 +253,18 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
         """Causal next-token logits ``(B, T, V)`` (the LM head used in pre-training and sampling)."""
         return self.lm_head(self.hidden_states(embeds, causal=True))
+
+    def next_token_logits(self, tokens: torch.Tensor, state=None):
+        """Incremental decoding: ``(logits (B, V) for the next position, state)`` after reading ``tokens (B,)``.
+
+        ``state`` holds the position and every block's keys and values so far (None at the start).
+        """
+        start, past = state if state is not None else (0, None)
+        states, keys_values = self._run_blocks(self.embed(tokens[:, None]), causal=True, past=past, start=start)
+        if past is not None:
+            keys_values = [(torch.cat([pk, k], dim=-2), torch.cat([pv, v], dim=-2))
+                           for (pk, pv), (k, v) in zip(past, keys_values)]
+        return self.lm_head(states[:, -1]), (start + 1, keys_values)
 
     def energy_from_embeds(self, embeds: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """E(x) ``(B,)`` from token embeddings; ``tokens`` (the NLL targets) are required for ``lm_nll``.

@@ -238,3 +238,18 @@ def curves_against(x: Sequence[float], curves: Mapping[str, Sequence[float]], ti
                      for name, values in curves.items()])
     fig.update_xaxes(type="log" if log_x else "linear")
     return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, **_LAYOUT)
+
+
+# ---------------------------------------------------------------------- the reproduction's figures
+def curves_with_intervals(x: Sequence[float], series: Mapping[str, tuple[Sequence[float], Sequence[float],
+                          Sequence[float]]], title: str, xaxis: str, yaxis: str = "average correctness",
+                          log_x: bool = False) -> go.Figure:
+    """One line per series with its 95 % interval as error bars; ``series[name] = (means, lows, highs)``."""
+    fig = go.Figure()
+    for name, (means, lows, highs) in series.items():
+        fig.add_trace(go.Scatter(
+            x=list(x), y=finite_or_none(means), name=name, mode="lines+markers",
+            error_y=dict(type="data", symmetric=False, array=finite_or_none([h - m for m, h in zip(means, highs)]),
+                         arrayminus=finite_or_none([m - lo for m, lo in zip(means, lows)]))))
+    return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis,
+                             xaxis_type="log" if log_x else "linear", **_LAYOUT)

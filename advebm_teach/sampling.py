@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .attack import DiscreteAttack
 from .task import AdditionTask
 
 
@@ -24,7 +25,7 @@ def sample_lm(
     constrained: bool = True,
     batch_size: int = 2048,
 ) -> torch.Tensor:
-    """``n`` sequences ``(n, seq_len)`` sampled from ``lm`` (any model with ``lm(tokens) -> logits``), on CPU.
+    """``n`` sequences ``(n, seq_len)`` sampled from ``lm`` (a model with ``next_token_logits``), on CPU.
 
     Reproducible with ``seed`` or ``generator`` (without either, torch's global generator is used) and
     the same ``batch_size``: chunks consume the generator one after another, so another batch size
@@ -52,14 +53,57 @@ def sample_lm(
 
 
 def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> torch.Tensor:
+    """Left to right, one token at a time; the model carries its state (``next_token_logits``)."""
     tokens = task.format_template.repeat(n, 1)  # format tokens in place, -1 in digit slots
     digit_only = torch.full((task.vocab_size,), float("-inf"))
     digit_only[:10] = 0.0
+    state = None
     for t in range(1, task.seq_len):
+        logits, state = lm.next_token_logits(tokens[:, t - 1].to(device), state)  # reads x_{t-1}, predicts x_t
         if constrained and not task.digit_slots[t]:
             continue  # a format token: forced
-        logits = lm(tokens[:, :t].to(device))[:, -1].float().cpu() / temperature  # the prefix is all filled in
+        logits = logits.float().cpu() / temperature
         if constrained:
             logits = logits + digit_only
         tokens[:, t] = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
     return tokens
+
+
+@torch.no_grad()
+def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """``(N,)``: E of every sequence, in eval mode and in chunks, on the CPU."""
+    device = next(energy_model.parameters()).device
+    was_training = energy_model.training
+    energy_model.eval()
+    try:
+        return torch.cat([energy_model.energy(chunk.to(device)).cpu() for chunk in tokens.split(batch_size)])
+    finally:
+        energy_model.train(was_training)
+
+
+def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidates: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """One sequence per row of ``pool (N, M, T)``, drawn among its first ``n_candidates`` with
+    self-normalised weights w_j = exp(-E_j) / sum_k exp(-E_k) (``pool_energy (N, M)``)."""
+    if not 1 <= n_candidates <= pool.shape[1]:
+        raise ValueError(f"n_candidates must lie in 1..{pool.shape[1]} (the pool's size), got {n_candidates}")
+    weights = torch.softmax(-pool_energy[:, :n_candidates].double(), dim=1)
+    chosen = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    return pool[torch.arange(len(pool)), chosen]
+
+
+def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, n_candidates: int, n_out: int,
+                        seed: int) -> torch.Tensor:
+    """Residual-EBM generation: for each of ``n_out`` outputs draw ``n_candidates`` sequences from P_LM and keep
+    one with probability proportional to exp(-E) (self-normalised importance resampling of P_LM exp(-E))."""
+    if n_candidates < 1:
+        raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+    pool = sample_lm(lm, task, n_out * n_candidates, seed=seed).view(n_out, n_candidates, task.seq_len)
+    pool_energy = energies_of(energy_model, pool.flatten(0, 1)).view(n_out, n_candidates)
+    return resample_from_pool(pool, pool_energy, n_candidates, torch.Generator().manual_seed(seed + 1))
+
+
+def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int, seed: int,
+                    **attack_options) -> torch.Tensor:
+    """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps toward low energy."""
+    return DiscreteAttack(energy_model, task, steps, **attack_options).attack(sample_lm(lm, task, n, seed=seed)).final

@@ -1,4 +1,5 @@
-"""Training loops: language-model pre-training with early stopping, resumable from atomic checkpoints.
+"""Training loops: language-model pre-training and EBM fine-tuning (the Residual-EBM baseline and the
+paper's Algorithm 1), with early stopping, resumable from atomic checkpoints.
 
 The LM objective (paper eq. 7) is the mean next-token negative log-likelihood,
 L(theta) = -1/(B(T-1)) sum_b sum_t log p_theta(x_{t+1} | x_<=t), minimised with AdamW (Table 1).
@@ -10,18 +11,23 @@ what an uninterrupted run would have done and ends with bit-identical weights on
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .attack import DiscreteAttack
 from .checkpoints import load_checkpoint, model_record, save_checkpoint
 from .config import pick_device
 from .models import token_nll
+from .sampling import sample_lm
+from .task import AdditionTask
 
 
 def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -110,10 +116,114 @@ def train_lm(
     _check_training_args(train_tokens, val_tokens, epochs, batch_size, lr, patience)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
+
+    def batch_loss(indices: torch.Tensor) -> torch.Tensor:
+        return lm_loss(model, train_tokens[indices].to(device))
+
+    return _fit(model, batch_loss, lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)},
+                n_train=len(train_tokens), n_val=len(val_tokens), settings={}, epochs=epochs, batch_size=batch_size,
+                lr=lr, weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps, seed=seed,
+                checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
+
+
+def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str = "logistic",
+             alpha: float = 0.1) -> torch.Tensor:
+    """The EBM fine-tuning objective, averaged over the batch; low energy is data.
+
+    * ``"logistic"``: softplus(E(x+)) + softplus(-E(x-)), the binary cross-entropy of a classifier whose
+      logit for "data" is -E (Residual EBM's noise-contrastive objective, with P_LM as the noise);
+    * ``"paper"``: E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), Algorithm 1's update (unbounded below on its
+      own: it can push energies to -inf and +inf) with a squared-energy regulariser that keeps them finite.
+    """
+    if loss == "logistic":
+        return (F.softplus(energy_data).mean() + F.softplus(-energy_negative).mean())
+    if loss == "paper":
+        return (energy_data.mean() - energy_negative.mean()
+                + alpha * (energy_data.pow(2).mean() + energy_negative.pow(2).mean()))
+    raise ValueError(f"loss must be 'logistic' or 'paper', got {loss!r}")
+
+
+def train_ebm(
+    energy_model: nn.Module,
+    task: AdditionTask,
+    data: torch.Tensor,
+    lm: nn.Module,
+    method: str = "bce",
+    attack_steps: int = 5,
+    *,
+    val_data: torch.Tensor,
+    loss: str = "logistic",
+    alpha: float = 0.1,
+    attack_options: dict | None = None,
+    epochs: int = 10,
+    batch_size: int = 100,
+    lr: float = 1e-4,
+    weight_decay: float = 0.01,
+    patience: int = 3,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
+) -> TrainResult:
+    """Fine-tune an energy to tell data (low energy) from negatives drawn from P_LM (``lm``).
+
+    * ``method="bce"``: the Residual-EBM baseline; the negatives are ``len(data)`` P_LM samples.
+    * ``method="adversarial"``: Algorithm 1; every batch, its P_LM samples are attacked for ``attack_steps``
+      steps by ``DiscreteAttack`` with the *current* energy (``attack_options`` are passed on), and the
+      attacked sequences are the negatives. ``attack_steps=0`` is the paper's ablation (plain P_LM samples).
+
+    ``loss`` is ``"logistic"`` or ``"paper"`` (see ``ebm_loss``). Validation uses ``val_data`` and as many
+    fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss is kept.
+    Checkpoints, resume, progress bar and history work as in ``train_lm``.
+    """
+    _check_training_args(data, val_data, epochs, batch_size, lr, patience)
+    if method not in ("bce", "adversarial"):
+        raise ValueError(f"method must be 'bce' or 'adversarial', got {method!r}")
+    if not isinstance(attack_steps, int) or attack_steps < 0:
+        raise ValueError(f"attack_steps must be an int >= 0, got {attack_steps!r}")
+    ebm_loss(torch.zeros(1), torch.zeros(1), loss, alpha)  # validates ``loss``
+    device = torch.device(device) if device is not None else pick_device()
+    energy_model.to(device)
+    negatives = sample_lm(lm, task, len(data), seed=seed * 1_000_003 + 1)
+    val_negatives = sample_lm(lm, task, len(val_data), seed=seed * 1_000_003 + 2)
+    attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
+                            **(attack_options or {}))
+
+    def negatives_for(tokens: torch.Tensor) -> torch.Tensor:
+        return attack.attack(tokens).final.to(device) if attack.steps else tokens.to(device)
+
+    def batch_loss(indices: torch.Tensor) -> torch.Tensor:
+        negative = negatives_for(negatives[indices])
+        return ebm_loss(energy_model.energy(data[indices].to(device)), energy_model.energy(negative), loss, alpha)
+
+    @torch.no_grad()
+    def validate() -> dict[str, float]:
+        energy_model.eval()
+        negative = torch.cat([negatives_for(chunk) for chunk in val_negatives.split(1024)])
+        positive = torch.cat([energy_model.energy(chunk.to(device)) for chunk in val_data.split(1024)])
+        negative = torch.cat([energy_model.energy(chunk) for chunk in negative.split(1024)])
+        return {"val_loss": ebm_loss(positive, negative, loss, alpha).item(),
+                "val_accuracy": 0.5 * ((positive < 0).float().mean() + (negative > 0).float().mean()).item(),
+                "val_energy_data": positive.mean().item(), "val_energy_negative": negative.mean().item()}
+
+    settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
+                "attack_options": attack_options or {}}
+    return _fit(energy_model, batch_loss, validate, n_train=len(data), n_val=len(val_data), settings=settings,
+                epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                warmup_steps=0, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
+
+
+def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], validate: Callable[[], dict],
+         *, n_train: int, n_val: int, settings: dict, epochs: int, batch_size: int, lr: float, weight_decay: float,
+         patience: int, warmup_steps: int, seed: int, checkpoint_dir: str | Path | None, progress: bool,
+         on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None) -> TrainResult:
+    """The loop both trainers share: AdamW on ``batch_loss(indices)`` over shuffled mini-batches,
+    ``validate()`` after each epoch (its ``val_loss`` decides early stopping), atomic checkpoints."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     settings = {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "patience": patience,
-        "warmup_steps": warmup_steps, "seed": seed, "n_train": len(train_tokens), "n_val": len(val_tokens),
+        **settings, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+        "patience": patience, "warmup_steps": warmup_steps, "seed": seed, "n_train": n_train, "n_val": n_val,
         "model": model_record(model),
     }
     result = TrainResult()
@@ -123,14 +233,14 @@ def train_lm(
         last_path = Path(checkpoint_dir) / "last"
         if last_path.with_suffix(".safetensors").exists():
             record, best_state = load_training_state(last_path, model, optimizer)
-            if record["settings"] != settings:
+            if record["settings"] != json.loads(json.dumps(settings)):
                 raise ValueError(
                     f"checkpoint in {checkpoint_dir} was made with different settings; "
                     f"saved {record['settings']}, now {settings}. Use another checkpoint_dir."
                 )
             result = TrainResult(**record["result"])
 
-    steps_per_epoch = -(-len(train_tokens) // batch_size)
+    steps_per_epoch = -(-n_train // batch_size)
     start_epoch = len(result.history)
     bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, disable=not progress,
                desc=f"train {type(model).__name__}", unit="step")
@@ -139,31 +249,30 @@ def train_lm(
             break
         started = time.perf_counter()
         torch.manual_seed(seed * 1_000_003 + epoch)  # dropout masks of this epoch
-        order = torch.randperm(len(train_tokens), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        model.train()
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
         total = 0.0
-        for step, start in enumerate(range(0, len(train_tokens), batch_size)):
+        for step, start in enumerate(range(0, n_train, batch_size)):
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
                 group["lr"] = lr * min(1.0, (global_step + 1) / warmup_steps) if warmup_steps else lr
-            batch = train_tokens[order[start : start + batch_size]].to(device)
-            loss = lm_loss(model, batch)
+            indices = order[start : start + batch_size]
+            model.train()
+            loss = batch_loss(indices)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
+            total += loss.item() * len(indices)
             bar.update(1)
-        val_loss = evaluate_lm_loss(model, val_tokens)
-        row = {"epoch": epoch + 1, "train_loss": total / len(train_tokens), "val_loss": val_loss,
+        row = {"epoch": epoch + 1, "train_loss": total / n_train, **validate(),
                "seconds": time.perf_counter() - started}
         result.history.append(row)
-        if val_loss < result.best_val_loss:
-            result.best_val_loss, result.best_epoch = val_loss, epoch + 1
+        if row["val_loss"] < result.best_val_loss:
+            result.best_val_loss, result.best_epoch = row["val_loss"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         result.stopped_early = epoch + 1 - result.best_epoch >= patience
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
-        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}", best=result.best_epoch)
+        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", best=result.best_epoch)
         if last_path is not None:
             save_training_state(last_path, model, optimizer,
                                 {"settings": settings, "result": asdict(result)}, best_state)

@@ -40,6 +40,11 @@ class FixedLM(nn.Module):
         B, T = tokens.shape
         return self.logits.expand(B, T, -1) + 0 * self.dummy
 
+    def next_token_logits(self, tokens: torch.Tensor, state=None):
+        """The incremental interface ``sample_lm`` uses: logits ``(B, V)`` after reading ``tokens`` ``(B,)``."""
+        logits = self.forward(tokens[:, None])[:, 0]
+        return logits, state
+
 
 class NextDigitLM(nn.Module):
     """Deterministic stand-in: after digit d comes (d + 1) % 10, after any format token comes 7."""
@@ -51,6 +56,11 @@ class NextDigitLM(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         nxt = torch.where(tokens < 10, (tokens + 1) % 10, torch.full_like(tokens, 7))
         return torch.nn.functional.one_hot(nxt, 14).float() * 1e4 - 5e3
+
+    def next_token_logits(self, tokens: torch.Tensor, state=None):
+        """Incremental form: the state is the prefix read so far; logits at its last position."""
+        prefix = tokens[:, None] if state is None else torch.cat([state, tokens[:, None]], dim=1)
+        return self.forward(prefix)[:, -1], prefix
 
 
 def untrained_lstm(seed: int = 0) -> LSTMLanguageModel:

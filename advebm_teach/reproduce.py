@@ -1,0 +1,323 @@
+"""The paper's experiment, reproduced with seeds: ``advebm-teach reproduce --config course [--seeds 10]``.
+
+Per seed, from the shipped pre-trained weights (P_LM and the energy model's LM):
+
+* **paper family** (the scalar ``mean`` read-out, the paper's attack): the Residual-EBM baseline (BCE on
+  data vs P_LM samples) and Algorithm 1 (warm-started from it; its negatives are P_LM samples attacked with
+  the current energy, each step writing an *alternative* token at the most salient position, eq. 5: with the
+  current token among the candidates the greedy attack stalls and most negatives would barely differ from
+  P_LM samples). Generation attacks with the greedy attack exactly as written (the current token stays a
+  candidate, so the energy never rises). Figure 1a: correctness of P_LM samples attacked for S steps with
+  the Algorithm-1 energy; Figure 1b: importance resampling with the BCE energy among n P_LM samples;
+  Figure 2: attacking the energy trained without the attack (BCE) vs with it. ``spurious``: the BCE energy
+  under a search that does not stall (the tabu attack), whose correctness falls while its energy falls.
+* **improved family**: the same two trainings on the likelihood read-out ``lm_nll`` (the pre-trained
+  model's own NLL of the answer plus a learned correction), attacked with the non-stalling tabu attack.
+  Each change is also measured on its own (``changes``).
+
+Seeds stand for training randomness (data, negatives, validation split): every seed is evaluated on the
+same P_LM test samples and the same resampling pool, drawn once, so intervals over seeds measure how much
+the *trained energies* vary, not the test draw. Every point is an average correctness; ``interval`` gives
+means and 95 % intervals over seeds. Results are JSON; the figures are plotly HTML.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .attack import DiscreteAttack
+from .checkpoints import PRETRAINED_DIR, load_pretrained, save_model
+from .config import fast_mode, make_task, pick
+from .plots import curves_with_intervals
+from .sampling import energies_of, resample_from_pool, sample_lm
+from .trainer import train_ebm
+
+STEPS = (0, 1, 2, 5, 10, 20)
+CANDIDATES = (1, 2, 5, 10, 20, 50)
+IMPROVED_ATTACK = {"tabu": True}
+PAPER_TRAINING_ATTACK = {"include_current": False}  # eq. 5's alternative tokens: negatives that move
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The sizes and training settings of one reproduction (course: 2 CPU cores, 10 seeds in < 30 min)."""
+
+    n_data: int = 1_000          # paper: 1,000 data and 1,000 P_LM samples
+    n_val: int = 200             # held out for early stopping (data, and as many P_LM samples)
+    n_test: int = 300            # P_LM samples attacked or resampled (the same for every seed)
+    bce: dict = field(default_factory=lambda: {"epochs": 20, "lr": 3e-4, "patience": 4})
+    adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 10, "lr": 3e-4, "patience": 3})
+    improved_bce: dict = field(default_factory=lambda: {"epochs": 10, "lr": 1e-5, "patience": 3})
+    improved_adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 5, "lr": 1e-5,
+                                                                 "patience": 3})
+
+    @staticmethod
+    def for_mode() -> "Protocol":
+        """The course protocol, or a tiny one in fast mode (same code paths)."""
+        if not fast_mode():
+            return Protocol()
+        tiny = {"epochs": 1, "lr": 3e-4, "patience": 1}
+        return Protocol(n_data=64, n_val=32, n_test=24, bce=tiny, adversarial={**tiny, "attack_steps": 1},
+                        improved_bce=tiny, improved_adversarial={**tiny, "attack_steps": 1})
+
+
+def correctness_curve(task, energy_model, tokens: torch.Tensor, steps=STEPS, **attack_options) -> dict[str, Any]:
+    """Attack ``tokens`` for max(steps) steps once; correctness and mean energy after each S in ``steps``."""
+    trace = DiscreteAttack(energy_model, task, max(steps), **attack_options).attack(tokens)
+    correctness = task.correctness(trace.tokens.flatten(0, 1)).view(trace.steps + 1, -1).mean(dim=1)
+    return {"correctness": {str(s): correctness[s].item() for s in steps},
+            "energy": {str(s): trace.energy[s].mean().item() for s in steps},
+            "changed": trace.changed.float().mean().item()}
+
+
+def resampling_curve(task, pool: torch.Tensor, pool_energy: torch.Tensor, seed: int) -> dict[str, float]:
+    """Correctness of importance resampling among the first n candidates of each pool row, for every n."""
+    return {str(n): task.correctness(resample_from_pool(pool, pool_energy, n, torch.Generator().manual_seed(seed)))
+            .mean().item() for n in CANDIDATES}
+
+
+def evaluation_sets(config: str, protocol: Protocol) -> tuple[torch.Tensor, torch.Tensor]:
+    """The P_LM test samples ``(n_test, T)`` and resampling pool ``(n_test, 50, T)`` every seed is judged on."""
+    task, plm = make_task(config), load_pretrained("plm", config)
+    test = sample_lm(plm, task, protocol.n_test, seed=30_000)
+    pool = sample_lm(plm, task, protocol.n_test * max(CANDIDATES), seed=40_000)
+    return test, pool.view(protocol.n_test, max(CANDIDATES), task.seq_len)
+
+
+def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """The likelihood energy before any fine-tuning, under both attacks: no training, so no seed to vary."""
+    task, untrained = make_task(config), load_pretrained("energy_lm", config)
+    untrained.head = "lm_nll"
+    return {"lm_nll energy, not fine-tuned, greedy attack": correctness_curve(task, untrained, test),
+            "lm_nll energy, not fine-tuned, tabu attack": correctness_curve(task, untrained, test, **IMPROVED_ATTACK)}
+
+
+def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None, progress: bool = False,
+             evaluation: tuple[torch.Tensor, torch.Tensor] | None = None, shared: dict | None = None,
+             ship_to: Path | None = None) -> dict[str, Any]:
+    """Everything one seed contributes (see the module docstring); about two minutes on 2 cores.
+
+    ``evaluation`` and ``shared`` (the untrained energy's curves) are computed once for all seeds when
+    given; ``ship_to`` saves this seed's three trained energies there (``energy_bce``, ``energy_adv``,
+    ``energy_improved``) with their records.
+    """
+    protocol = protocol or Protocol.for_mode()
+    started = time.perf_counter()
+    task, plm = make_task(config), load_pretrained("plm", config)
+    test, pool = evaluation if evaluation is not None else evaluation_sets(config, protocol)
+    shared = shared if shared is not None else untrained_curves(config, test)
+    data = task.sample(protocol.n_data, seed=10_000 + seed)
+    val = task.sample(protocol.n_val, seed=20_000 + seed)
+    timings = {}
+
+    def trained(head: str, method: str, settings: dict, start=None, attack_options=None):
+        model = copy.deepcopy(start) if start is not None else load_pretrained("energy_lm", config)
+        model.head = head
+        clock = time.perf_counter()
+        settings = dict(settings)
+        steps = settings.pop("attack_steps", 0)
+        train_ebm(model, task, data, plm, method, steps, val_data=val, seed=seed, progress=progress,
+                  attack_options=attack_options, **settings)
+        timings[f"{head}_{method}"] = time.perf_counter() - clock
+        return model
+
+    # The paper's family: a scalar energy, the greedy attack as written.
+    bce = trained("mean", "bce", protocol.bce)
+    adversarial = trained("mean", "adversarial", protocol.adversarial, start=bce, attack_options=PAPER_TRAINING_ATTACK)
+    paper = {
+        "attack": {"adversarial": correctness_curve(task, adversarial, test),
+                   "bce": correctness_curve(task, bce, test)},
+        "resampling": resampling_curve(task, pool, energies_of(bce, pool.flatten(0, 1)).view(pool.shape[:2]), seed),
+        "spurious": correctness_curve(task, bce, test, **IMPROVED_ATTACK),
+    }
+    # The improved family: the likelihood read-out and the tabu attack, trained the same two ways.
+    improved_bce = trained("lm_nll", "bce", protocol.improved_bce)
+    improved_adversarial = trained("lm_nll", "adversarial", protocol.improved_adversarial, start=improved_bce,
+                                   attack_options=IMPROVED_ATTACK)
+    improved = {
+        "attack": {"adversarial": correctness_curve(task, improved_adversarial, test, **IMPROVED_ATTACK),
+                   "bce": correctness_curve(task, improved_bce, test, **IMPROVED_ATTACK)},
+        "resampling": resampling_curve(task, pool, energies_of(improved_adversarial, pool.flatten(0, 1))
+                                       .view(pool.shape[:2]), seed),
+        "changes": {  # each change on its own, then together (the "attack.adversarial" curve above)
+            "tabu attack on the paper's Algorithm-1 energy": correctness_curve(task, adversarial, test,
+                                                                               **IMPROVED_ATTACK),
+            "lm_nll Algorithm-1 energy, greedy attack": correctness_curve(task, improved_adversarial, test),
+            **shared,
+        },
+    }
+    result = {"seed": seed, "plm": task.correctness(test).mean().item(), "paper": paper, "improved": improved,
+              "train_seconds": timings, "wall_s": time.perf_counter() - started}
+    if ship_to is not None:
+        for kind, model, family, key in (("energy_bce", bce, paper, "bce"), ("energy_adv", adversarial, paper,
+                                         "adversarial"), ("energy_improved", improved_adversarial, improved,
+                                                          "adversarial")):
+            save_model(ship_to / kind, model, {
+                "kind": kind, "config": config, "seed": seed, "fast_mode": fast_mode(),
+                "command": f"advebm-teach reproduce --config {config}",
+                "training": {"protocol": asdict(protocol), "family": "paper" if family is paper else "improved"},
+                "metrics": {"attacked_correctness": family["attack"][key]["correctness"],
+                            "attack_options": IMPROVED_ATTACK if family is improved else {},
+                            "n_test": len(test), "test_seed": 30_000}})
+    return result
+
+
+def collect(per_seed: list[dict[str, Any]], config: str, protocol: Protocol, wall_s: float) -> dict[str, Any]:
+    """The shipped results' shape: per-seed lists under each family's curves."""
+
+    def curves(family: str, key: str) -> dict[str, list[float]]:
+        return {s: [run[family]["attack"][key]["correctness"][s] for run in per_seed] for s in map(str, STEPS)}
+
+    def family(name: str) -> dict[str, Any]:
+        return {"plm": [run["plm"] for run in per_seed],
+                "attack": {key: curves(name, key) for key in ("adversarial", "bce")},
+                "energy": {key: {s: [run[name]["attack"][key]["energy"][s] for run in per_seed] for s in map(str, STEPS)}
+                           for key in ("adversarial", "bce")},
+                "resampling": {n: [run[name]["resampling"][n] for run in per_seed] for n in map(str, CANDIDATES)}}
+
+    improved = family("improved")
+    improved["attack_options"] = IMPROVED_ATTACK
+    spurious = {kind: {s: [run["paper"]["spurious"][kind][s] for run in per_seed] for s in map(str, STEPS)}
+                for kind in ("correctness", "energy")}
+    improved["changes"] = {change: {s: [run["improved"]["changes"][change]["correctness"][s] for run in per_seed]
+                                    for s in map(str, STEPS)} for change in per_seed[0]["improved"]["changes"]}
+    return {"config": config, "seeds": [run["seed"] for run in per_seed], **family("paper"), "spurious": spurious,
+            "training_attack_options": PAPER_TRAINING_ATTACK, "improved": improved,
+            "protocol": asdict(protocol), "fast_mode": fast_mode(),
+            "seconds_per_seed": [round(run["wall_s"], 1) for run in per_seed], "wall_s": round(wall_s, 1)}
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its 95 % t-interval over seeds."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = _t975(n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def _t975(dof: int) -> float:
+    """The 97.5 % quantile of Student's t with ``dof`` degrees of freedom (table to 30, then the normal's)."""
+    return _T975[dof - 1] if dof <= len(_T975) else 1.960
+
+
+def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Run ``seeds`` seeds, write ``results.json`` and the three figures to ``out``; returns the results."""
+    protocol = Protocol.for_mode()
+    n_seeds = pick(seeds, min(seeds, 2))
+    out = Path(out) if out is not None else Path("runs/reproduce") / (f"{config}-fast" if fast_mode() else config)
+    started = time.perf_counter()
+    evaluation = evaluation_sets(config, protocol)
+    shared = untrained_curves(config, evaluation[0])
+    ship_to = None if fast_mode() else PRETRAINED_DIR / config
+    per_seed = []
+    for seed in range(n_seeds):
+        per_seed.append(run_seed(seed, config, protocol, evaluation=evaluation, shared=shared,
+                                 ship_to=ship_to if seed == 0 else None))
+        if progress:
+            run = per_seed[-1]
+            print(f"seed {seed}: P_LM {run['plm']:.3f} | paper S=10: Alg.1 "
+                  f"{run['paper']['attack']['adversarial']['correctness']['10']:.3f}, BCE "
+                  f"{run['paper']['attack']['bce']['correctness']['10']:.3f} | improved S=20: "
+                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | {run['wall_s']:.0f} s",
+                  flush=True)
+    results = collect(per_seed, config, protocol, time.perf_counter() - started)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "per_seed.json").write_text(json.dumps(per_seed, indent=1) + "\n")
+    for name, figure in figures(results).items():
+        figure.write_html(out / f"{name}.html", include_plotlyjs=True)  # self-contained: opens offline
+    return results
+
+
+def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's targets, judged on a results JSON: each with its numbers and ``met``."""
+    improved = results["improved"]
+    adv, bce = interval(results["attack"]["adversarial"]["10"]), interval(results["attack"]["bce"]["10"])
+    spurious = results["spurious"]
+    first, last = str(STEPS[0]), str(STEPS[-1])
+    falls = {kind: (interval(spurious[kind][first])[0], interval(spurious[kind][last])[0])
+             for kind in ("correctness", "energy")}
+    attacked, resampled = interval(improved["attack"]["adversarial"]["20"]), interval(improved["resampling"]["50"])
+    plm = interval(improved["plm"])[0]
+    return {
+        "paper: Alg.1 beats BCE at S=10, intervals apart": {"alg1": adv, "bce": bce, "met": adv[1] > bce[2]},
+        "paper: BCE spurious modes (correctness and energy fall)": {
+            **{kind: {"S=0": a, f"S={last}": b} for kind, (a, b) in falls.items()},
+            "met": all(b < a for a, b in falls.values())},
+        "improved: S=20 >= 0.90": {"mean": attacked[0], "met": attacked[0] >= 0.90},
+        "improved: S=20 above resampling n=50, intervals apart": {"attack": attacked, "resampling": resampled,
+                                                                  "met": attacked[1] > resampled[2]},
+        "improved: S=20 - P_LM >= 0.40": {"gain": attacked[0] - plm, "met": attacked[0] - plm >= 0.40},
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    """Text tables of a results JSON (mean [95 % interval] over seeds); the last line is JSON of the targets."""
+
+    def row(name: str, curve: dict[str, list[float]]) -> str:
+        return f"{name:<56}" + "".join(f"{m:7.3f} [{lo:.3f},{hi:.3f}]" for m, lo, hi in map(interval, curve.values()))
+
+    def header(label: str, keys) -> str:
+        return f"{label:<56}" + "".join(f"{k:>22}" for k in keys)
+
+    improved = results["improved"]
+    lines = [f"{results['config']} configuration, {len(results['seeds'])} seeds, {results['wall_s']:.0f} s "
+             f"({'fast mode' if results.get('fast_mode') else 'full'}); P_LM correctness "
+             f"{interval(results['plm'])[0]:.3f}", "", header("attacked P_LM samples, correctness at S =", STEPS)]
+    lines += [row("paper: Algorithm 1 energy, greedy attack", results["attack"]["adversarial"]),
+              row("paper: BCE energy, greedy attack", results["attack"]["bce"]),
+              row("paper: BCE energy, tabu attack (spurious modes)", results["spurious"]["correctness"]),
+              row("  ... its mean energy", results["spurious"]["energy"]),
+              row("improved: Algorithm 1 lm_nll energy, tabu attack", improved["attack"]["adversarial"]),
+              row("improved: BCE lm_nll energy, tabu attack", improved["attack"]["bce"])]
+    lines += [row(f"change: {name}", curve) for name, curve in improved["changes"].items()]
+    lines += ["", header("importance resampling, correctness at n =", CANDIDATES),
+              row("paper: BCE energy", results["resampling"]), row("improved: Algorithm 1 lm_nll energy",
+                                                                   improved["resampling"])]
+    judged = targets(results)
+    lines += ["", *(f"{'met ' if t['met'] else 'MISSED'}  {name}" for name, t in judged.items()),
+              json.dumps({name: t["met"] for name, t in judged.items()})]
+    return "\n".join(lines)
+
+
+def summary(per_seed_values: dict[str, list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """(means, lows, highs) over seeds for every key of a curve, in key order."""
+    rows = [interval(values) for values in per_seed_values.values()]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The paper's three figures from a results JSON: means over seeds with 95 % intervals."""
+    improved, n_seeds = results["improved"], len(results["seeds"])
+    steps, candidates = list(map(int, results["attack"]["adversarial"])), list(map(int, results["resampling"]))
+    tag = f" ({n_seeds} seeds, {results['config']} configuration)"
+    return {
+        "figure_1a": curves_with_intervals(steps, {
+            "paper: Algorithm 1, greedy attack": summary(results["attack"]["adversarial"]),
+            "improved: lm_nll energy, tabu attack": summary(improved["attack"]["adversarial"]),
+        }, "Figure 1a: attacked P_LM samples" + tag, "attack steps S"),
+        "figure_1b": curves_with_intervals(candidates, {
+            "paper: BCE energy (Residual EBM)": summary(results["resampling"]),
+            "improved: lm_nll energy": summary(improved["resampling"]),
+        }, "Figure 1b: importance resampling among n P_LM samples" + tag, "candidates n", log_x=True),
+        "figure_2": curves_with_intervals(steps, {
+            "with adversarial training (Algorithm 1)": summary(results["attack"]["adversarial"]),
+            "without (BCE)": summary(results["attack"]["bce"]),
+        }, "Figure 2: attacking the energy trained with and without the attack" + tag, "attack steps S"),
+    }
