@@ -105,10 +105,10 @@ def load_pretrained(kind: str, config: str = "course") -> nn.Module:
     """
     path = pretrained_path(kind, config)
     if not path.with_suffix(".safetensors").exists():
-        command = "pretrain" if kind in ("plm", "energy_lm") else "reproduce"
+        command = f"pretrain --config {config}" if kind in ("plm", "energy_lm") else f"reproduce --config {config} --ship"
         raise FileNotFoundError(
             f"no shipped {kind!r} weights for config {config!r} at {path}.safetensors; "
-            f"regenerate them with: advebm-teach {command} --config {config}"
+            f"regenerate them with: advebm-teach {command}"
         )
     return load_model(path)[0]
 

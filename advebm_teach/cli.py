@@ -31,7 +31,7 @@ def _bench(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce, report
 
-    print(report(reproduce(args.config, seeds=args.seeds, out=args.out)))
+    print(report(reproduce(args.config, seeds=args.seeds, out=args.out, ship=args.ship)))
 
 
 def find_notebooks() -> Path:
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=10, help="number of seeds (0, 1, ...)")
     rep.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
     rep.add_argument("--out", help="output folder (default: runs/reproduce/<config>)")
+    rep.add_argument("--ship", action="store_true",
+                     help="also replace the package's shipped results/<config>.json and seed 0's energies")
     rep.set_defaults(run=_reproduce)
     bench = commands.add_parser("bench", help="benchmarks measured side by side; the last line is JSON")
     bench.add_argument("target", choices=["attack"], help="attack: naive vs batched exact vs first-order pruned")

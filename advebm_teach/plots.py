@@ -240,6 +240,21 @@ def curves_against(x: Sequence[float], curves: Mapping[str, Sequence[float]], ti
     return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, **_LAYOUT)
 
 
+def energy_histograms(energies: Mapping[str, Sequence[float]], title: str = "Energies",
+                      bins: int = 40) -> go.Figure:
+    """Overlaid, normalised histograms of named energy samples on shared bins (lower is "more like data")."""
+    finite = [float(e) for values in energies.values() for e in values if math.isfinite(e)]
+    if not finite:
+        raise ValueError("energies: every series is empty or non-finite; nothing to draw")
+    low, high = min(finite), max(finite)
+    size = (high - low) / bins or 1.0
+    fig = go.Figure([go.Histogram(x=[round(float(e), 4) for e in values], name=name, opacity=0.6,
+                                  histnorm="probability", xbins=dict(start=low, end=high + size, size=size))
+                     for name, values in energies.items()])
+    return fig.update_layout(title=title, barmode="overlay", xaxis_title="energy E(x)",
+                             yaxis_title="fraction of samples", **_LAYOUT)
+
+
 # ---------------------------------------------------------------------- the reproduction's figures
 def curves_with_intervals(x: Sequence[float], series: Mapping[str, tuple[Sequence[float], Sequence[float],
                           Sequence[float]]], title: str, xaxis: str, yaxis: str = "average correctness",

@@ -70,6 +70,28 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
 
 
 @torch.no_grad()
+def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """``(B,)``: log P_LM(x) as constrained ``sample_lm`` draws x, the sum over digit slots t of
+    log softmax over the digits of the logits of x_t given x_<t (format tokens are forced: probability 1)."""
+    tokens = task.check_tokens(tokens).long().view(-1, task.seq_len)
+    malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
+    if malformed:
+        raise ValueError(f"tokens must be well formed (constrained sampling draws no others); rows {malformed[:10]} are not")
+    device = next(lm.parameters()).device
+    was_training = lm.training
+    lm.eval()
+    try:
+        parts = []
+        for chunk in tokens.split(batch_size):
+            log_probs = torch.log_softmax(lm(chunk.to(device))[:, :-1, :10].float(), dim=-1).cpu()
+            drawn = log_probs.gather(-1, chunk[:, 1:, None].clamp(max=9)).squeeze(-1)  # format slots: dropped below
+            parts.append(drawn[:, task.digit_slots[1:]].sum(dim=1))
+        return torch.cat(parts) if parts else torch.empty(0)
+    finally:
+        lm.train(was_training)
+
+
+@torch.no_grad()
 def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """``(N,)``: E of every sequence, in eval mode and in chunks, on the CPU."""
     device = next(energy_model.parameters()).device

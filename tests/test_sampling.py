@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy, sample_lm
+from advebm_teach.sampling import attack_generate, importance_resample, lm_log_prob, resample_from_pool
 
 TASK = AdditionTask(2)
 FORMAT = {0: 12, 3: 10, 6: 11, 10: 13}  # <bos> a a + b b = c c c <eos>, written out by hand for n = 2
@@ -237,3 +238,85 @@ def test_without_a_seed_the_global_generator_is_used():
     torch.manual_seed(5)
     assert torch.equal(sample_lm(lm, task, 16), first)
     assert not torch.equal(first, second)
+
+
+# ---------------------------------------------------------------- log P_LM, importance resampling, attack generation
+def test_lm_log_prob_sums_the_digit_probabilities_by_hand():
+    """Fixed 0.7/0.2/0.1 on digits 3/5/8: log P(x) = sum over the 7 digit slots of log p(digit)."""
+    samples = sample_lm(FixedLM(P), TASK, 20, seed=5)
+    expected = [sum(math.log(P[int(t)]) for t in row[DIGIT_SLOTS]) for row in samples]
+    assert torch.allclose(lm_log_prob(FixedLM(P), TASK, samples).double(), torch.tensor(expected, dtype=torch.double),
+                          atol=1e-5)
+
+
+def test_lm_log_prob_is_a_distribution_over_every_sequence():
+    """n = 1: all 10^4 well-formed sequences enumerated; their probabilities under a random LSTM sum to 1."""
+    task = AdditionTask(1)
+    a, b, c1, c0 = torch.cartesian_prod(*[torch.arange(10)] * 4).T
+    every = task.assemble(a[:, None], b[:, None], torch.stack([c1, c0], dim=1))
+    torch.manual_seed(0)
+    lstm = LSTMLanguageModel(task.vocab_size, embed_dim=8, hidden_dim=8)
+    total = lm_log_prob(lstm, task, every).double().exp().sum()
+    assert abs(total.item() - 1.0) < 1e-4
+
+
+def test_lm_log_prob_refuses_malformed_sequences():
+    bad = TASK.sample(2, seed=0)
+    bad[1, 1] = 10  # '+' in a digit slot
+    with pytest.raises(ValueError, match=r"well formed.*\[1\]"):
+        lm_log_prob(FixedLM(P), TASK, bad)
+
+
+class FirstDigitEnergy(nn.Module):
+    """A stand-in energy: E(x) = energies[x_1] (only the first digit slot matters)."""
+
+    def __init__(self, energies: dict[int, float]) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.tensor([energies.get(d, 0.0) for d in range(14)]))
+
+    def energy(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.table[tokens[:, 1]]
+
+
+def test_resample_from_pool_picks_with_self_normalised_weights():
+    """Every row holds the same 4 candidates with energies 0, 1, 2, -1: picks follow exp(-E) / sum exp(-E)."""
+    energies = [0.0, 1.0, 2.0, -1.0]
+    candidates = TASK.sample(4, seed=7)
+    rows = 4000
+    pool = candidates.expand(rows, 4, TASK.seq_len)
+    picked = resample_from_pool(pool, torch.tensor(energies).expand(rows, 4), 4, torch.Generator().manual_seed(0))
+    index = (picked[:, None, :] == candidates[None]).all(dim=-1).float().argmax(dim=1)
+    z = sum(math.exp(-e) for e in energies)
+    for j, e in enumerate(energies):
+        p = math.exp(-e) / z
+        assert abs((index == j).float().mean().item() - p) < 4.5 * math.sqrt(p * (1 - p) / rows)
+    with pytest.raises(ValueError, match="n_candidates"):
+        resample_from_pool(pool, torch.zeros(rows, 4), 5, torch.Generator())
+
+
+@pytest.mark.parametrize("n_candidates", [1, 3])
+def test_importance_resampling_matches_exact_enumeration(n_candidates):
+    """P_LM puts 0.7/0.3 on digits 2/6, E(first digit 6) = -1.5. The chance that the output's first digit is 6,
+    by brute force over every tuple of the candidates' first digits: sum_tuple P(tuple) * w_6-share."""
+    lm, energy = FixedLM({2: 0.7, 6: 0.3}), FirstDigitEnergy({6: -1.5})
+    expected = 0.0
+    for tuple_ in torch.cartesian_prod(*[torch.tensor([2, 6])] * n_candidates).view(-1, n_candidates).tolist():
+        p = math.prod(0.7 if d == 2 else 0.3 for d in tuple_)
+        w = [math.exp(1.5) if d == 6 else 1.0 for d in tuple_]
+        expected += p * sum(wi for wi, d in zip(w, tuple_) if d == 6) / sum(w)
+    n_out = 3000
+    out = importance_resample(lm, energy, TASK, n_candidates, n_out, seed=0)
+    freq = (out[:, 1] == 6).float().mean().item()
+    assert abs(freq - expected) < 4.5 * math.sqrt(expected * (1 - expected) / n_out), (freq, expected)
+
+
+def test_attack_generate_is_sample_then_attack():
+    torch.manual_seed(0)
+    energy_model = TransformerEnergy.for_task(TASK, d_model=16, n_heads=2, ff_dim=16, head="lm_nll")
+    lm = untrained_lstm()
+    assert torch.equal(attack_generate(lm, energy_model, TASK, 0, 6, seed=3), sample_lm(lm, TASK, 6, seed=3))
+    attacked = attack_generate(lm, energy_model, TASK, 3, 6, seed=3, tabu=True)
+    start = sample_lm(lm, TASK, 6, seed=3)
+    with torch.no_grad():
+        assert (energy_model.energy(attacked) <= energy_model.energy(start) + 1e-5).all()
+    assert (attacked != start).any()
