@@ -4,12 +4,23 @@
 tests' reference), the batched exact attack and the first-order-pruned attack (k = 3) on the same P_LM
 samples and the shipped energy model, plus a dense matmul of the model's own shape timed in the same
 run to estimate what this machine's BLAS can do. The last line printed is one JSON object.
+
+``advebm-teach bench perturb [--fast]``: the embedding-space adversarial training experiment
+(``perturb_experiment``), every strategy over seeds; writes ``results/perturb.json`` (fast mode:
+``runs/bench/perturb-fast.json``).
+
+``advebm-teach bench perturb-cost [--fast]``: the time of one training step of each strategy relative to a
+clean step, timed round-robin in one run, against its ideal pass count; writes ``results/perturb_cost.json``
+(fast mode: ``runs/bench/perturb-cost-fast.json``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -17,7 +28,7 @@ import torch
 from .attack import DiscreteAttack
 from .attack_reference import naive_attack
 from .checkpoints import load_pretrained
-from .config import make_task, pick
+from .config import fast_mode, make_task, pick
 from .models import TransformerEnergy
 from .sampling import sample_lm
 
@@ -123,3 +134,107 @@ def report_attack(figures: dict[str, float]) -> None:
         return round(value, 4) if isinstance(value, float) else value
 
     print(json.dumps(rounded(figures)))
+
+
+# ---------------------------------------------------------------------- embedding-space adversarial training
+def bench_perturb_cost(pairs: int | None = None, repeats: int | None = None) -> dict:
+    """Time one training step of every strategy of the perturbation experiment, side by side in one run.
+
+    Every strategy trains its own copy of the shipped energy model (``mean`` read-out) on the same batch of
+    ``pairs`` true sums and as many P_LM samples, with the experiment's settings. Steps
+    are timed round-robin, the starting strategy rotating each round, for ``repeats`` rounds after two
+    warm-up steps each; a strategy's time is its median. ratio = its time / the clean step's time; ideal = its
+    forward+backward passes (``Strategy.passes``).
+
+    The same rounds time the passes the steps are made of, relative to one forward and full backward pass
+    (``passes``): a forward alone, a backward to the input only (an ascent step: no weight gradients), the
+    gradient penalty's double backward, and a clean step (a pass plus the optimizer's step).
+    """
+    from .perturb import embedding_gradient, loss_and_gradient_penalty
+    from .perturb_experiment import Protocol, classifier_objective, strategies
+
+    pairs = pairs or pick(100, 10)
+    repeats = repeats or pick(40, 2)
+    task, plm = make_task("course"), load_pretrained("plm")
+    pretrained = load_pretrained("energy_lm")
+    pretrained.head = "mean"
+    data, negatives = task.sample(pairs, seed=0), sample_lm(plm, task, pairs, seed=1)
+    protocol = Protocol()
+    rows = strategies(protocol, sequence_numel=task.seq_len * pretrained.config["d_model"])
+    runs = {}
+    for name, strategy in rows.items():
+        model = copy.deepcopy(pretrained).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
+        objective = classifier_objective(model, data, negatives)
+        runs[name] = (lambda s=strategy, o=objective, opt=optimizer: s.step(o, opt))
+    probe = copy.deepcopy(pretrained).train()
+    batch = classifier_objective(probe, data, negatives)
+
+    def forward() -> None:
+        with torch.no_grad():
+            batch.loss_fn(batch.embed())
+
+    def full_pass() -> None:
+        probe.zero_grad(set_to_none=True)
+        batch.loss_fn(batch.embed()).backward()
+
+    def double_backward() -> None:
+        probe.zero_grad(set_to_none=True)
+        sum(loss_and_gradient_penalty(batch.loss_fn, batch.embed())).backward()
+
+    passes = {"forward": forward, "forward + backward to the input": lambda: embedding_gradient(batch.loss_fn,
+                                                                                                batch.embed()),
+              "forward + backward": full_pass, "forward + double backward": double_backward}
+    runs.update({f"pass: {name}": run for name, run in passes.items()})
+    for run in runs.values():
+        for _ in range(2):
+            run()
+    names, times = list(runs), {name: [] for name in runs}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            started = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    full = median["pass: forward + backward"]
+    return {"strategies": {name: {"ratio": median[name] / median["clean"], "ideal": rows[name].passes,
+                                  "ms": 1000 * median[name]} for name in rows},
+            "passes": {**{name: median[f"pass: {name}"] / full for name in passes},
+                       "clean step (pass + optimizer step)": median["clean"] / full},
+            "sequences": 2 * pairs, "repeats": repeats, "threads": torch.get_num_threads(), "fast_mode": fast_mode()}
+
+
+def report_perturb_cost(figures: dict) -> None:
+    """Print the table of ratios against ideal pass counts, then the figures as one JSON line (the last line)."""
+    print(f"training-step cost of each strategy vs a clean step: {figures['sequences']} sequences per batch, "
+          f"median of {figures['repeats']} round-robin rounds, {figures['threads']} threads")
+    print(f"  {'strategy':<38}{'ms':>8}{'ratio':>8}{'ideal':>7}{'ratio/ideal':>13}")
+    for name, row in figures["strategies"].items():
+        print(f"  {name:<38}{row['ms']:8.1f}{row['ratio']:8.2f}{row['ideal']:7d}{row['ratio'] / row['ideal']:13.2f}")
+    print("  the passes they are made of, relative to one forward + backward: " + ", ".join(
+        f"{name} {ratio:.2f}" for name, ratio in figures["passes"].items()))
+    print(json.dumps({**figures, "passes": {name: round(ratio, 3) for name, ratio in figures["passes"].items()},
+                      "strategies": {name: {key: round(value, 3) if isinstance(value, float) else value
+                                            for key, value in row.items()}
+                                     for name, row in figures["strategies"].items()}}))
+
+
+def bench_perturb(command: str = "advebm-teach bench perturb") -> dict:
+    """Run the perturbation experiment and write its JSON (``perturb_experiment.default_path()``)."""
+    from .perturb_experiment import default_path, run_experiment
+
+    results = run_experiment(command=command)
+    write_json(default_path(), results)
+    return results
+
+
+def perturb_cost_path() -> Path:
+    """Where ``bench perturb-cost`` writes: the shipped ``results/perturb_cost.json``, or ``runs/`` in fast mode."""
+    from .perturb_experiment import RESULTS_DIR
+
+    return Path("runs/bench/perturb-cost-fast.json") if fast_mode() else RESULTS_DIR / "perturb_cost.json"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n")

@@ -23,9 +23,18 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from .bench import bench_attack, report_attack
+    from . import bench
 
-    report_attack(bench_attack(head=args.head))
+    if args.target == "attack":
+        bench.report_attack(bench.bench_attack(head=args.head))
+    elif args.target == "perturb":
+        from .perturb_experiment import report
+
+        print(report(bench.bench_perturb(command=args.command_line)))
+    else:
+        figures = {**bench.bench_perturb_cost(), "command": args.command_line}
+        bench.write_json(bench.perturb_cost_path(), figures)
+        bench.report_perturb_cost(figures)
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -84,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also replace the package's shipped results/<config>.json and seed 0's energies")
     rep.set_defaults(run=_reproduce)
     bench = commands.add_parser("bench", help="benchmarks measured side by side; the last line is JSON")
-    bench.add_argument("target", choices=["attack"], help="attack: naive vs batched exact vs first-order pruned")
+    bench.add_argument("target", choices=["attack", "perturb", "perturb-cost"],
+                       help="attack: naive vs batched exact vs first-order pruned; perturb: embedding-space adversarial "
+                            "training of the BCE energy, every strategy over seeds; perturb-cost: each strategy's step "
+                            "time relative to a clean step")
     bench.add_argument("--fast", action="store_true", help=f"fast mode (same as {FAST_ENV_VAR}=1): tiny sizes")
     bench.add_argument("--head", choices=["lm_nll", "eos", "mean"], default="lm_nll", help="energy read-out")
     bench.set_defaults(run=_bench)

@@ -135,28 +135,34 @@ def correctness_strip(labels: Sequence[str], correct: Sequence[bool], title: str
 
 
 # ---------------------------------------------------------------------- notebook 04's other figures
-def saliency_grid(labels: Sequence[str], symbols: Sequence[Sequence[str]], saliency: Sequence[Sequence[float]],
-                  title: str = "Saliency per position") -> go.Figure:
-    """A heatmap of saliency, one row per sequence (row 0 on top) and one column per position.
+def token_heatmap(labels: Sequence[str], symbols: Sequence[Sequence[str]], values: Sequence[Sequence[float]],
+                  title: str, value_name: str, colorscale: str = "Blues") -> go.Figure:
+    """One value per token as a heatmap: a row per sequence (row 0 on top), a column per position.
 
-    ``symbols[r]`` are the tokens of sequence r, written on its cells; ``-inf`` (not editable) is an empty cell.
+    ``symbols[r]`` are the tokens of sequence r, written on its cells; ``±inf`` is an empty cell.
     """
     labels = list(labels)
-    if len(symbols) != len(saliency):
-        raise ValueError(f"symbols has {len(symbols)} rows, saliency {len(saliency)}: one row per sequence expected")
-    for r, (row_symbols, row_saliency) in enumerate(zip(symbols, saliency)):
-        if len(row_symbols) != len(labels) or len(row_saliency) != len(labels):
-            raise ValueError(f"row {r} has {len(row_symbols)} symbols and {len(row_saliency)} saliency values, "
+    if len(symbols) != len(values):
+        raise ValueError(f"symbols has {len(symbols)} rows, {value_name} {len(values)}: one row per sequence expected")
+    for r, (row_symbols, row_values) in enumerate(zip(symbols, values)):
+        if len(row_symbols) != len(labels) or len(row_values) != len(labels):
+            raise ValueError(f"row {r} has {len(row_symbols)} symbols and {len(row_values)} {value_name} values, "
                              f"expected {len(labels)} (one per position label)")
-    rows = [str(r) for r in range(len(saliency))]
+    rows = [str(r) for r in range(len(values))]
     fig = go.Figure([go.Heatmap(
-        x=labels, y=rows, z=[finite_or_none(row) for row in saliency], text=[list(row) for row in symbols],
-        texttemplate="%{text}", colorscale="Blues", zmin=0, colorbar=dict(title=dict(text="saliency")),
-        hovertemplate="sequence %{y}, %{x}: %{text}<br>saliency %{z}<extra></extra>", xgap=1, ygap=1,
+        x=labels, y=rows, z=[finite_or_none(row) for row in values], text=[list(row) for row in symbols],
+        texttemplate="%{text}", colorscale=colorscale, zmin=0, colorbar=dict(title=dict(text=value_name)),
+        hovertemplate=f"sequence %{{y}}, %{{x}}: %{{text}}<br>{value_name} %{{z}}<extra></extra>", xgap=1, ygap=1,
     )])
     fig.update_xaxes(type="category", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", title="sequence", showgrid=False)
     return fig.update_layout(title=title, **{**_LAYOUT, "height": 120 + 32 * max(len(rows), 1)})
+
+
+def saliency_grid(labels: Sequence[str], symbols: Sequence[Sequence[str]], saliency: Sequence[Sequence[float]],
+                  title: str = "Saliency per position") -> go.Figure:
+    """Saliency per token (``-inf``, not editable: an empty cell); see ``token_heatmap``."""
+    return token_heatmap(labels, symbols, saliency, title, "saliency")
 
 
 def curves_by_step(curves: Mapping[str, Sequence[float]], title: str = "Along the attack",
@@ -268,3 +274,71 @@ def curves_with_intervals(x: Sequence[float], series: Mapping[str, tuple[Sequenc
                          arrayminus=finite_or_none([m - lo for m, lo in zip(means, lows)]))))
     return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis,
                              xaxis_type="log" if log_x else "linear", **_LAYOUT)
+
+
+# ---------------------------------------------------------------------- notebook 02's figures
+def perturbation_grid(labels: Sequence[str], symbols: Sequence[Sequence[str]], norms: Sequence[Sequence[float]],
+                      title: str = "Perturbation norm per token") -> go.Figure:
+    """||delta_{b,t}|| per token; see ``token_heatmap``."""
+    return token_heatmap(labels, symbols, norms, title, "||delta_t||", colorscale="Oranges")
+
+
+def loglog_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], title: str = "", xaxis: str = "x",
+                  yaxis: str = "value", slope: float | None = None) -> go.Figure:
+    """Named curves over ``x`` on log-log axes; with ``slope``, a dotted reference line y proportional to x^slope
+    through the first curve's first point."""
+    x = [float(f"{float(v):.4g}") for v in x]
+    for name, values in curves.items():
+        if len(values) != len(x):
+            raise ValueError(f"curve {name!r} has {len(values)} values, x has {len(x)}: one value per x expected")
+    fig = go.Figure([go.Scatter(x=x, y=_significant(values), mode="lines+markers", name=name)
+                     for name, values in curves.items()])
+    first = next(iter(curves.values()), None)
+    if slope is not None and first is not None and x and first[0] > 0:
+        reference = [first[0] * (v / x[0]) ** slope for v in x]
+        fig.add_trace(go.Scatter(x=x, y=_significant(reference), mode="lines", name=f"slope {slope:g}",
+                                 line=dict(dash="dot", color="grey")))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, **_LAYOUT)
+
+
+def _significant(values: Sequence[float], digits: int = 4) -> list[float | None]:
+    """Floats to ``digits`` significant digits (stable outputs at any scale), non-finite or non-positive as None
+    (a gap on a log axis)."""
+    return [float(f"{float(v):.{digits}g}") if math.isfinite(float(v)) and float(v) > 0 else None for v in values]
+
+
+def interval_dots(names: Sequence[str], metrics: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+                  title: str = "") -> go.Figure:
+    """One panel per metric, one row per name: the mean as a dot with its interval as an error bar;
+    ``metrics[label] = (means, lows, highs)``, one value per name."""
+    from plotly.subplots import make_subplots
+
+    names = list(names)
+    for label, (means, lows, highs) in metrics.items():
+        if not len(means) == len(lows) == len(highs) == len(names):
+            raise ValueError(f"metric {label!r} needs one mean, low and high per name ({len(names)})")
+    fig = make_subplots(rows=1, cols=max(len(metrics), 1), shared_yaxes=True, subplot_titles=list(metrics),
+                        horizontal_spacing=0.03)
+    for col, (label, (means, lows, highs)) in enumerate(metrics.items(), start=1):
+        fig.add_trace(go.Scatter(
+            x=finite_or_none(means), y=names, mode="markers", name=label, showlegend=False,
+            marker=dict(size=9, color=GREY_BLUE, line=dict(width=1, color="black")),
+            error_x=dict(type="data", symmetric=False, array=finite_or_none([h - m for m, h in zip(means, highs)]),
+                         arrayminus=finite_or_none([m - lo for m, lo in zip(means, lows)])),
+            hovertemplate="%{y}: %{x}<extra>" + label + "</extra>"), row=1, col=col)
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig.update_layout(title=title, **{**_LAYOUT, "height": 140 + 26 * len(names)})
+
+
+def cost_bars(names: Sequence[str], measured: Sequence[float], ideal: Sequence[float],
+              title: str = "Cost of a training step, relative to a clean step") -> go.Figure:
+    """Grouped bars per name: the measured time ratio (trace 0) next to the ideal pass count (trace 1)."""
+    names = list(names)
+    if not len(measured) == len(ideal) == len(names):
+        raise ValueError(f"measured ({len(measured)}) and ideal ({len(ideal)}) need one value per name ({len(names)})")
+    fig = go.Figure([go.Bar(x=names, y=finite_or_none(measured, 3), name="measured", marker=dict(color=GREY_BLUE)),
+                     go.Bar(x=names, y=finite_or_none(ideal, 3), name="ideal (passes)", marker=dict(color=ORANGE))])
+    fig.update_xaxes(type="category")
+    return fig.update_layout(title=title, barmode="group", yaxis_title="time / clean step", **_LAYOUT)

@@ -1,4 +1,5 @@
-"""Notebook widgets: step through a discrete attack (``AttackStepper``).
+"""Notebook widgets: step through a discrete attack (``AttackStepper``); explore embedding-space adversaries
+(``PerturbationExplorer``).
 
 The figures come from the pure builders in ``plots.py``; a widget only decides *which* numbers of a
 trace to show and moves the displayed figures to them.
@@ -62,15 +63,8 @@ class AttackStepper:
         self.step_slider.observe(self._on_step, names="value")
         self.sequence_picker.observe(self._on_sequence, names="value")
 
-        fresh = self._build_figures()
-        if self.figure_widget:
-            self._figures: dict[str, go.Figure] = {name: go.FigureWidget(fig) for name, fig in fresh.items()}
-            views: dict[str, widgets.Widget] = dict(self._figures)
-        else:
-            self._figures = {}
-            self._outputs = {name: widgets.Output() for name in PLOT_NAMES}
-            views = dict(self._outputs)
-            self._redraw(fresh)
+        self._panel = FigurePanel(self._build_figures(), self._figure_widget)
+        views = self._panel.views
         self._update_status()
 
         boxes = {name: widgets.Box([views[name]]) for name in PLOT_NAMES}
@@ -112,7 +106,12 @@ class AttackStepper:
     def figures(self) -> Mapping[str, go.Figure]:
         """The figures now shown, by name (``PLOT_NAMES``): ``FigureWidget``s (the same objects at every
         step) when ``figure_widget``, else the plain figures last drawn. Read-only."""
-        return MappingProxyType(self._figures)
+        return self._panel.figures
+
+    @property
+    def views(self) -> Mapping[str, widgets.Widget]:
+        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``. Read-only."""
+        return self._panel.views
 
     def show_step(self, step: int) -> None:
         """Show step ``step`` (0 .. S, see the class docstring); moves the slider too."""
@@ -161,23 +160,8 @@ class AttackStepper:
         return figures
 
     def _update(self) -> None:
-        fresh = self._build_figures()
-        if self.figure_widget:
-            for name, fig in fresh.items():
-                _move_figure(self._figures[name], fig)
-        else:
-            self._redraw(fresh)
+        self._panel.show(self._build_figures())
         self._update_status()
-
-    def _redraw(self, fresh: dict[str, go.Figure]) -> None:
-        """Fallback (Colab): replace each Output's content by the new plain figure."""
-        self._figures = dict(fresh)
-        for name, fig in fresh.items():
-            # The figure's own rich repr, as the current plotly renderer makes it ("colab" on Colab);
-            # plotly's JSON mimetype when no renderer is set (plain Python, tests).
-            data = fig._repr_mimebundle_() or {"application/vnd.plotly.v1+json": fig.to_plotly_json()}
-            data.setdefault("text/plain", f"<plotly figure: {name}>")
-            self._outputs[name].outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
     def _update_status(self) -> None:
         trace, s, b = self.trace, self._step, self._sequence
@@ -213,6 +197,44 @@ class AttackStepper:
             raise ValueError(f"sequence must be an int in [0, {batch - 1}] "
                              f"(the trace holds {batch} sequences), got {sequence!r}")
         return int(sequence)
+
+
+class FigurePanel:
+    """A widget's plots by name: ``FigureWidget``s moved in place to each fresh figure, or (``figure_widget=False``,
+    for Colab, which does not render FigureWidgets) plain figures redrawn into ``ipywidgets.Output``s."""
+
+    def __init__(self, fresh: Mapping[str, go.Figure], figure_widget: bool) -> None:
+        self.figure_widget = figure_widget
+        if figure_widget:
+            self._figures: dict[str, go.Figure] = {name: go.FigureWidget(fig) for name, fig in fresh.items()}
+            self._views: dict[str, widgets.Widget] = dict(self._figures)
+        else:
+            self._views = {name: widgets.Output() for name in fresh}
+            self.show(fresh)
+
+    @property
+    def figures(self) -> Mapping[str, go.Figure]:
+        """The figures now shown, by name. Read-only."""
+        return MappingProxyType(self._figures)
+
+    @property
+    def views(self) -> Mapping[str, widgets.Widget]:
+        """The widget showing each figure, by name. Read-only."""
+        return MappingProxyType(self._views)
+
+    def show(self, fresh: Mapping[str, go.Figure]) -> None:
+        """Show ``fresh`` (the same names as at construction)."""
+        if self.figure_widget:
+            for name, fig in fresh.items():
+                _move_figure(self._figures[name], fig)
+            return
+        self._figures = dict(fresh)
+        for name, fig in fresh.items():
+            # The figure's own rich repr, as the current plotly renderer makes it ("colab" on Colab);
+            # plotly's JSON mimetype when no renderer is set (plain Python, tests).
+            data = fig._repr_mimebundle_() or {"application/vnd.plotly.v1+json": fig.to_plotly_json()}
+            data.setdefault("text/plain", f"<plotly figure: {name}>")
+            self._views[name].outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
 def _move_figure(shown: go.FigureWidget, fresh: go.Figure) -> None:
@@ -268,3 +290,131 @@ def _check_trace(trace: AttackTrace, task: AdditionTask) -> AttackTrace:
     if all(getattr(trace, name).device.type == "cpu" for name in fields):
         return trace
     return AttackTrace(*(getattr(trace, name).detach().cpu() for name in fields))  # the task's tensors live on the CPU
+
+
+class PerturbationExplorer:
+    """FGSM, FGM and PGD on one batch, with sliders for eps and PGD's steps (notebook 02).
+
+    The loss plot shows the batch loss L(e + s delta) as s goes from 0 to 1 along each adversary's perturbation:
+    FGM and PGD in the L2 ball of radius eps per sequence (PGD with steps of 2.5 eps / steps, Madry et al.'s
+    rule), FGSM in the L-inf cube whose corners lie at L2 distance eps. The heatmap shows ||delta_{b,t}|| per token
+    of the method picked. Everything is computed from ``objective`` (``perturb.Objective``), in the model's
+    current train/eval mode. ``figure_widget`` as in ``AttackStepper``.
+    """
+
+    METHODS = ("FGSM", "FGM", "PGD")
+    PLOT_WIDTHS = {"loss": 620, "norms": 920}
+    FRACTIONS = tuple(i / 10 for i in range(11))
+
+    def __init__(self, objective: Any, labels: list[str], symbols: list[list[str]], epsilon: float = 0.05,
+                 steps: int = 5, method: str = "PGD", max_epsilon: float = 0.2, max_steps: int = 20,
+                 figure_widget: bool | None = None) -> None:
+        self.objective = objective
+        self._embeds = objective.embed().detach()
+        self.labels, self.symbols = list(labels), [list(row) for row in symbols]
+        if len(self.symbols) != self._embeds.shape[0] or any(len(row) != self._embeds.shape[1] for row in self.symbols):
+            raise ValueError(f"symbols must be {self._embeds.shape[0]} rows of {self._embeds.shape[1]} tokens "
+                             "(one per embedded position)")
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        if not 0 < epsilon <= max_epsilon:
+            raise ValueError(f"epsilon must lie in (0, max_epsilon={max_epsilon}], got {epsilon!r}")
+        if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= max_steps:
+            raise ValueError(f"steps must be an int in [1, max_steps={max_steps}], got {steps!r}")
+        self._figure_widget = (not on_colab()) if figure_widget is None else bool(figure_widget)
+        self.epsilon_slider = widgets.FloatSlider(value=epsilon, min=max_epsilon / 40, max=max_epsilon,
+                                                  step=max_epsilon / 40, description="eps", continuous_update=False)
+        self.steps_slider = widgets.IntSlider(value=int(steps), min=1, max=max_steps, description="PGD steps",
+                                              continuous_update=False)
+        self.method_picker = widgets.ToggleButtons(options=self.METHODS, value=method, description="heatmap")
+        self.status = widgets.HTML()
+        self._compute()
+        self._update_status()
+        self._panel = FigurePanel(self._build_figures(), self._figure_widget)
+        views = self._panel.views
+        for control in (self.epsilon_slider, self.steps_slider, self.method_picker):
+            control.observe(self._on_change, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.epsilon_slider, self.steps_slider]), self.method_picker,
+                                    self.status, views["loss"], views["norms"]])
+        self.widget.add_class("advebm-perturbation-explorer")
+
+    @classmethod
+    def for_classifier(cls, energy_model: torch.nn.Module, task: AdditionTask, data: torch.Tensor,
+                       negatives: torch.Tensor, **kwargs: Any) -> PerturbationExplorer:
+        """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many ``negatives``."""
+        from .perturb_experiment import classifier_objective
+
+        tokens = torch.cat([data, negatives])
+        symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
+        return cls(classifier_objective(energy_model, data, negatives), task.position_labels(), symbols, **kwargs)
+
+    @property
+    def figures(self) -> Mapping[str, go.Figure]:
+        """The figures now shown, by name (``loss``, ``norms``). Read-only."""
+        return self._panel.figures
+
+    @property
+    def views(self) -> Mapping[str, widgets.Widget]:
+        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``. Read-only."""
+        return self._panel.views
+
+    def perturbations(self) -> dict[str, torch.Tensor]:
+        """The three adversaries' deltas at the sliders' eps and steps."""
+        return dict(self._deltas)
+
+    def loss_curves(self) -> dict[str, list[float]]:
+        """L(e + s delta) for s in ``FRACTIONS``, per method."""
+        return {name: list(curve) for name, curve in self._curves.items()}
+
+    def set(self, epsilon: float | None = None, steps: int | None = None, method: str | None = None) -> None:
+        """Move the controls (and so the plots), as a student dragging them would."""
+        if epsilon is not None:
+            if not self.epsilon_slider.min <= epsilon <= self.epsilon_slider.max:
+                raise ValueError(f"epsilon must lie in [{self.epsilon_slider.min}, {self.epsilon_slider.max}], "
+                                 f"got {epsilon!r}")
+            self.epsilon_slider.value = epsilon
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= self.steps_slider.max:
+                raise ValueError(f"steps must be an int in [1, {self.steps_slider.max}], got {steps!r}")
+            self.steps_slider.value = int(steps)
+        if method is not None:
+            if method not in self.METHODS:
+                raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+            self.method_picker.value = method
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _compute(self) -> None:
+        from .perturb import fgm, fgsm, pgd
+
+        eps, steps, embeds = float(self.epsilon_slider.value), int(self.steps_slider.value), self._embeds
+        loss_fn = self.objective.loss_fn
+        self._deltas = {"FGSM": fgsm(loss_fn, embeds, eps / embeds[0].numel() ** 0.5), "FGM": fgm(loss_fn, embeds, eps),
+                        "PGD": pgd(loss_fn, embeds, eps, alpha=2.5 * eps / steps, steps=steps)}
+        with torch.no_grad():
+            self._curves = {name: [float(loss_fn(embeds + s * delta)) for s in self.FRACTIONS]
+                            for name, delta in self._deltas.items()}
+
+    def _build_figures(self) -> dict[str, go.Figure]:
+        method, eps = self.method_picker.value, round(float(self.epsilon_slider.value), 4)
+        norms = self._deltas[method].norm(dim=-1).tolist()
+        figures = {
+            "loss": plots.curves_against(self.FRACTIONS, self._curves, title=f"Loss along each perturbation (eps {eps})",
+                                         xaxis="fraction s of delta", yaxis="loss L(e + s delta)"),
+            "norms": plots.perturbation_grid(self.labels, self.symbols, norms,
+                                             title=f"{method}: ||delta|| per token (eps {eps})"),
+        }
+        for name, fig in figures.items():
+            fig.update_layout(width=self.PLOT_WIDTHS[name])
+        return figures
+
+    def _update_status(self) -> None:
+        ends = " · ".join(f"{name} {curve[-1]:.4f}" for name, curve in self._curves.items())
+        self.status.value = (f"eps {round(float(self.epsilon_slider.value), 4)} · PGD {self.steps_slider.value} steps · "
+                             f"clean loss {self._curves['FGM'][0]:.4f} · perturbed: {ends}")
+
+    def _on_change(self, change: dict) -> None:
+        self._compute()
+        self._panel.show(self._build_figures())
+        self._update_status()

@@ -164,7 +164,7 @@ def test_fallback_redraws_plain_figures_into_outputs():
     stepper = AttackStepper(trace, TASK, figure_widget=False)
     first = dict(stepper.figures)
     assert all(type(fig) is go.Figure for fig in first.values())
-    outputs = stepper._outputs
+    outputs = stepper.views
     for name in PLOT_NAMES:
         (output,) = outputs[name].outputs
         assert output["output_type"] == "display_data"

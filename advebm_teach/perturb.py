@@ -1,0 +1,579 @@
+"""Embedding-space adversaries, the gradient penalty, and the adversarial training steps built on them.
+
+Text has no small perturbations (two one-hot vectors are always sqrt(2) apart), so these act on the
+models' embedding seam: with e = ``model.embed(tokens)`` ``(B, T, D)`` and ``loss_fn(e) -> L`` (a scalar,
+the batch's mean loss), an adversary returns a perturbation ``delta`` shaped like e, and training uses
+L(e + delta). The embedding *output* is perturbed; no table is ever edited in place.
+
+The inner maximisation of min_theta E[max_{||delta|| <= eps} L(e + delta)] (Madry et al.), approximated by
+
+* ``fgsm``: delta = eps sign(g) (Goodfellow et al. 2015), g = grad_e L, an L-inf step;
+* ``fgm``: delta_b = eps g_b / ||g_b||_2 per example b over all its tokens (Miyato et al. 2017);
+* ``pgd``: delta_{k+1} = Proj_eps(delta_k + alpha * ascent_direction(g(e + delta_k))), K steps, L2 or L-inf;
+* ``embedding_matrix_fgm``: the FGM blog's shortcut, the gradient of the embedding *table* normalised
+  over the table, so every occurrence of a token moves the same way (a contrast, not a recommendation);
+
+and ``gradient_penalty`` = ||grad_e L||^2, which training with delta = eps g matches to first order:
+grad_theta L(e + eps g) = grad_theta (L + eps/2 ||g||^2) + O(eps^2).
+
+A ``Strategy`` is one training step (``step(objective, optimizer)``) that a trainer loop takes as one
+argument: ``Clean``, ``FGSM``, ``FGM``, ``PGD``, ``FreeAT``, ``YOPO``, ``FreeLB``, ``SMART``, ``ALUM``,
+``GradientPenalty``, ``MatrixFGM``. Each documents its equation and ``passes``: its forward+backward
+passes relative to a clean step (what ``advebm-teach bench perturb-cost`` compares its time with).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+Norm = Literal["l2", "linf"]
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+_TINY = 1e-12
+
+
+# ---------------------------------------------------------------------- checks
+def _check_positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_count(value: int, name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _check_embeds(embeds: torch.Tensor) -> torch.Tensor:
+    if not isinstance(embeds, torch.Tensor):
+        raise TypeError(f"embeds must be a torch.Tensor, got {type(embeds).__name__}")
+    if not embeds.is_floating_point() or embeds.dim() < 2:
+        raise ValueError(f"embeds must be a floating-point (B, ..., D) tensor, got {embeds.dtype} {tuple(embeds.shape)}")
+    return embeds
+
+
+def _check_norm(norm: str) -> str:
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    return norm
+
+
+def _check_loss(loss: torch.Tensor) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise ValueError(f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+    return loss
+
+
+# ---------------------------------------------------------------------- the geometry of the ball
+def per_example_norm(x: torch.Tensor) -> torch.Tensor:
+    """||x_b||_2 over everything but the batch dimension, shaped ``(B, 1, ..., 1)`` to broadcast against x."""
+    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+
+
+def ascent_direction(gradient: torch.Tensor, norm: Norm = "l2") -> torch.Tensor:
+    """The steepest-ascent unit step for the ball: g_b / ||g_b||_2 per example (L2), or sign(g) (L-inf)."""
+    if _check_norm(norm) == "linf":
+        return gradient.sign()
+    return gradient / per_example_norm(gradient).clamp_min(_TINY)
+
+
+def project(delta: torch.Tensor, epsilon: float, norm: Norm = "l2") -> torch.Tensor:
+    """Proj onto {||delta_b|| <= eps} for every example b: rescale (L2) or clip each entry (L-inf)."""
+    epsilon = _check_positive(epsilon, "epsilon")
+    if _check_norm(norm) == "linf":
+        return delta.clamp(-epsilon, epsilon)
+    return delta * (epsilon / per_example_norm(delta).clamp_min(_TINY)).clamp(max=1.0)
+
+
+def ascend(delta: torch.Tensor, gradient: torch.Tensor, alpha: float, epsilon: float, norm: Norm = "l2") -> torch.Tensor:
+    """One projected ascent step: Proj_eps(delta + alpha * ascent_direction(g))."""
+    return project(delta + _check_positive(alpha, "alpha") * ascent_direction(gradient, norm), epsilon, norm)
+
+
+def random_in_ball(like: torch.Tensor, epsilon: float, norm: Norm = "l2",
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniform draw from the eps-ball of each example (L2: uniform in the ball; L-inf: uniform in the cube)."""
+    epsilon = _check_positive(epsilon, "epsilon")
+    device = generator.device if generator is not None else like.device
+    if _check_norm(norm) == "linf":
+        sample = (torch.rand(like.shape, generator=generator, device=device, dtype=like.dtype) * 2 - 1) * epsilon
+        return sample.to(like.device)
+    direction = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype)
+    radius = torch.rand(like.shape[0], generator=generator, device=device, dtype=like.dtype) ** (1 / like[0].numel())
+    direction = direction / per_example_norm(direction).clamp_min(_TINY)
+    return (direction * epsilon * radius.view(-1, *([1] * (like.dim() - 1)))).to(like.device)
+
+
+# ---------------------------------------------------------------------- adversaries: loss_fn, embeds -> delta
+def embedding_gradient(loss_fn: LossFn, embeds: torch.Tensor) -> torch.Tensor:
+    """g = grad_e L at ``embeds``: one forward and one backward pass to the input (parameters get no gradient)."""
+    point = _check_embeds(embeds).detach().requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(_check_loss(loss_fn(point)), point)
+    return gradient
+
+
+def fgsm(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """FGSM: delta = eps sign(grad_e L), the best first-order step in the L-inf ball. One pass."""
+    epsilon = _check_positive(epsilon, "epsilon")
+    return epsilon * embedding_gradient(loss_fn, embeds).sign()
+
+
+def fgm(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """FGM: delta_b = eps g_b / ||g_b||_2, with g_b example b's gradient over all its tokens. One pass.
+
+    ||delta_b|| = eps exactly (0 where the gradient vanishes).
+    """
+    epsilon = _check_positive(epsilon, "epsilon")
+    return epsilon * ascent_direction(embedding_gradient(loss_fn, embeds), "l2")
+
+
+def pgd(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float, alpha: float, steps: int, norm: Norm = "l2",
+        random_start: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """PGD: delta_{k+1} = Proj_eps(delta_k + alpha * ascent_direction(grad_e L(e + delta_k))), k < ``steps``.
+
+    delta_0 = 0, or uniform in the ball with ``random_start`` (drawn from ``generator``). ``steps`` passes;
+    every iterate lies in the eps-ball.
+    """
+    _check_embeds(embeds)
+    epsilon, alpha, steps = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha"), _check_count(steps, "steps")
+    _check_norm(norm)
+    embeds = embeds.detach()
+    delta = random_in_ball(embeds, epsilon, norm, generator) if random_start else torch.zeros_like(embeds)
+    for _ in range(steps):
+        delta = ascend(delta, embedding_gradient(loss_fn, embeds + delta), alpha, epsilon, norm)
+    return delta
+
+
+def embedding_matrix_fgm(loss_fn: LossFn, embeds: torch.Tensor, tokens: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """FGM on the embedding *table*: delta = (eps G / ||G||_F)[tokens], G = grad_W L = sum of g over each token's uses.
+
+    Every occurrence of a token gets the same perturbation, and eps bounds the whole table's (so the batch's)
+    perturbation, not each example's. Computed on the seam: the table itself is never touched. One pass.
+    """
+    epsilon = _check_positive(epsilon, "epsilon")
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.shape != embeds.shape[:-1]:
+        raise ValueError(f"tokens must be a torch.long tensor of shape {tuple(embeds.shape[:-1])} (embeds without D), "
+                         f"got {getattr(tokens, 'dtype', type(tokens).__name__)} {tuple(getattr(tokens, 'shape', ()))}")
+    return table_perturbation(embedding_gradient(loss_fn, embeds), tokens, epsilon)
+
+
+def table_perturbation(gradient: torch.Tensor, tokens: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """(eps G / ||G||_F)[tokens], where G[v] = sum of ``gradient`` over the positions holding token v (= grad_W L)."""
+    table = gradient.new_zeros(int(tokens.max()) + 1, gradient.shape[-1])
+    table.index_add_(0, tokens.flatten(), gradient.reshape(-1, gradient.shape[-1]))
+    return (epsilon * table / table.norm().clamp_min(_TINY))[tokens]
+
+
+def loss_and_gradient_penalty(loss_fn: LossFn, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, ||grad_e L||^2) from one forward; the penalty keeps its graph (double backward), so it trains theta.
+
+    ``embeds`` should be the model's embedding output (still attached to the table); a tensor that does not
+    require grad is taken as a constant input.
+    """
+    _check_embeds(embeds)
+    if not embeds.requires_grad:
+        embeds = embeds.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = _check_loss(loss_fn(embeds))
+        (gradient,) = torch.autograd.grad(loss, embeds, create_graph=True)
+    return loss, gradient.pow(2).sum()
+
+
+def gradient_penalty(loss_fn: LossFn, embeds: torch.Tensor) -> torch.Tensor:
+    """||grad_e L||^2, differentiable with respect to the parameters (double backward)."""
+    return loss_and_gradient_penalty(loss_fn, embeds)[1]
+
+
+def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of KL(p || q) = sum_c p_c (log p_c - log q_c); ``(N,)`` logits are binary (logit of class 1)."""
+    if logits_p.shape != logits_q.shape:
+        raise ValueError(f"logits_p {tuple(logits_p.shape)} and logits_q {tuple(logits_q.shape)} must match")
+    log_p, log_q = _log_probs(logits_p), _log_probs(logits_q)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+
+
+def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) + KL(q || p), SMART's smoothness divergence for classifiers (batch mean)."""
+    return kl_divergence(logits_p, logits_q) + kl_divergence(logits_q, logits_p)
+
+
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 1:  # a binary classifier's logit l: the two classes' logits are (0, l)
+        logits = torch.stack([torch.zeros_like(logits), logits], dim=-1)
+    return F.log_softmax(logits, dim=-1)
+
+
+# ---------------------------------------------------------------------- training steps
+@dataclass(frozen=True)
+class Objective:
+    """One mini-batch as a training step sees it: e = ``embed()``, outputs = ``forward(e)``, L = ``loss(outputs)``.
+
+    ``embed`` returns the model's embedding output afresh (attached to the table, so the table trains);
+    ``forward`` maps embeddings to the model's outputs (logits; ``(N,)`` for a binary classifier);
+    ``loss`` is the scalar batch-mean loss; ``tokens`` are needed only by ``MatrixFGM``.
+    """
+
+    embed: Callable[[], torch.Tensor]
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    tokens: torch.Tensor | None = None
+
+    def loss_fn(self, embeds: torch.Tensor) -> torch.Tensor:
+        """L(e) = loss(forward(e)), the ``loss_fn`` every adversary above takes."""
+        return self.loss(self.forward(embeds))
+
+
+def _full_pass(objective: Objective, delta: torch.Tensor | None = None, scale: float = 1.0
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward and backward of ``scale * L(e + delta)``: parameters accumulate their gradient, and the same
+    backward gives grad_delta L. Returns (L detached, grad_delta L, e detached)."""
+    embeds = objective.embed()
+    delta = (torch.zeros_like(embeds) if delta is None else delta.detach()).requires_grad_(True)
+    loss = _check_loss(objective.loss_fn(embeds + delta))
+    (loss * scale).backward()
+    return loss.detach(), delta.grad, embeds.detach()
+
+
+class Strategy:
+    """A training step a trainer loop takes as one argument: ``step(objective, optimizer) -> float``.
+
+    ``step`` zeroes the gradients, runs the strategy's passes and steps the optimizer; it returns the value of
+    the objective it minimised. ``passes`` is the ideal cost of a step in forward+backward passes (a clean step
+    is 1). ``replays`` is how many times a step visits its mini-batch (FreeAT: m), by which a trainer divides
+    its epochs.
+    """
+
+    name = "clean"
+    replays = 1
+
+    @property
+    def passes(self) -> int:
+        return 1
+
+    def step(self, objective: Objective, optimizer: torch.optim.Optimizer) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        value = self.backward(objective)
+        optimizer.step()
+        return float(value)
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        """Accumulate the step's parameter gradients; return the objective's value."""
+        loss = objective.loss_fn(objective.embed())
+        loss.backward()
+        return loss.detach()
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Clean(Strategy):
+    """No adversary: min_theta L(e). One pass."""
+
+
+class _OneStep(Strategy):
+    """min_theta L(e) + L(e + delta(g)), with g = grad_e L from the clean pass's own backward. Two passes."""
+
+    label = ""
+
+    def __init__(self, epsilon: float) -> None:
+        self.epsilon = _check_positive(epsilon, "epsilon")
+        self.name = f"{self.label} (eps={epsilon:g})"
+
+    @property
+    def passes(self) -> int:
+        return 2
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        clean, gradient, _ = _full_pass(objective)
+        adversarial, _, _ = _full_pass(objective, self.perturbation(gradient, objective))
+        return clean + adversarial
+
+    def perturbation(self, gradient: torch.Tensor, objective: Objective) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FGSM(_OneStep):
+    """min_theta L(e) + L(e + delta), delta = eps sign(grad_e L). Two passes."""
+
+    label = "FGSM"
+
+    def perturbation(self, gradient: torch.Tensor, objective: Objective) -> torch.Tensor:
+        return self.epsilon * gradient.sign()
+
+
+class FGM(_OneStep):
+    """min_theta L(e) + L(e + delta), delta_b = eps g_b / ||g_b|| per example (Miyato et al.). Two passes."""
+
+    label = "FGM"
+
+    def perturbation(self, gradient: torch.Tensor, objective: Objective) -> torch.Tensor:
+        return self.epsilon * ascent_direction(gradient, "l2")
+
+
+class MatrixFGM(_OneStep):
+    """FGM on the embedding table (the blog's shortcut): min_theta L(e) + L(e + (eps G/||G||_F)[tokens]),
+    G = grad_W L. Same perturbation for every occurrence of a token; eps bounds the whole batch. Two passes."""
+
+    label = "FGM on the table"
+
+    def perturbation(self, gradient: torch.Tensor, objective: Objective) -> torch.Tensor:
+        if objective.tokens is None:
+            raise ValueError("MatrixFGM needs the objective's tokens: Objective(..., tokens=tokens)")
+        return table_perturbation(gradient, objective.tokens, self.epsilon)
+
+
+class PGD(Strategy):
+    """PGD-K (Madry et al., as the FGM blog trains it): min_theta L(e) + L(e + delta_K),
+    delta_{k+1} = Proj_eps(delta_k + alpha g_k / ||g_k||), delta_0 = 0, g_k = grad_e L(e + delta_k).
+
+    The clean pass gives g_0; K - 1 ascent passes (backward to the input only) give g_1..g_{K-1}; the last
+    pass trains on e + delta_K. K + 1 passes.
+    """
+
+    def __init__(self, epsilon: float, alpha: float, steps: int) -> None:
+        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
+        self.steps = _check_count(steps, "steps")
+        self.name = f"PGD-{steps} (eps={epsilon:g})"
+
+    @property
+    def passes(self) -> int:
+        return self.steps + 1
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        clean, gradient, embeds = _full_pass(objective)
+        delta = ascend(torch.zeros_like(embeds), gradient, self.alpha, self.epsilon)
+        for _ in range(self.steps - 1):
+            delta = ascend(delta, embedding_gradient(objective.loss_fn, embeds + delta), self.alpha, self.epsilon)
+        adversarial, _, _ = _full_pass(objective, delta)
+        return clean + adversarial
+
+
+class FreeAT(Strategy):
+    """FreeAT (Shafahi et al. 2019): each mini-batch is replayed m times; each replay is one pass on e + delta whose
+    backward gives both grad_theta (an optimizer step) and grad_delta: delta <- Proj_eps(delta + eps g/||g||).
+    delta is carried over to the next mini-batch (restarted at 0 when the batch's shape changes).
+
+    m passes and m optimizer steps per mini-batch (``passes`` = m); a trainer runs epochs / m epochs
+    (``replays`` = m), so training costs what clean training does.
+    """
+
+    def __init__(self, epsilon: float, replays: int) -> None:
+        self.epsilon = _check_positive(epsilon, "epsilon")
+        self.replays = _check_count(replays, "replays")
+        self.name = f"FreeAT-{replays} (eps={epsilon:g})"
+        self._delta: torch.Tensor | None = None
+
+    @property
+    def passes(self) -> int:
+        return self.replays
+
+    def step(self, objective: Objective, optimizer: torch.optim.Optimizer) -> float:
+        total = 0.0
+        for _ in range(self.replays):
+            optimizer.zero_grad(set_to_none=True)
+            delta = self._delta
+            embeds = objective.embed()
+            if delta is None or delta.shape != embeds.shape:
+                delta = torch.zeros_like(embeds.detach())
+            delta = delta.requires_grad_(True)
+            loss = _check_loss(objective.loss_fn(embeds + delta))
+            loss.backward()
+            optimizer.step()
+            self._delta = ascend(delta.detach(), delta.grad, self.epsilon, self.epsilon)
+            total += float(loss.detach()) / self.replays
+        return total
+
+
+class YOPO(Strategy):
+    """YOPO-m-n (Zhang et al. 2019), simplified: m full passes on e + delta, their parameter gradients averaged
+    into one optimizer step; after each, n cheap updates of delta from the co-state p = grad_{x0} L at the first
+    layer's output, held fixed: delta <- Proj_eps(delta + alpha grad_delta (p . x0(delta)) / ||.||).
+
+    Simplification: the first layer here is where delta enters, x0 = e + delta, which is linear in delta, so
+    grad_delta (p . x0) = p and the n updates cost no model pass (they re-project steps along p). delta starts
+    uniform in the ball (``generator``). m passes.
+    """
+
+    def __init__(self, epsilon: float, alpha: float, full_passes: int, cheap_updates: int,
+                 generator: torch.Generator | None = None) -> None:
+        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
+        self.full_passes = _check_count(full_passes, "full_passes")
+        self.cheap_updates = _check_count(cheap_updates, "cheap_updates")
+        self.generator = generator
+        self.name = f"YOPO-{full_passes}-{cheap_updates} (eps={epsilon:g})"
+
+    @property
+    def passes(self) -> int:
+        return self.full_passes
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        delta = random_in_ball(objective.embed().detach(), self.epsilon, "l2", self.generator)
+        losses = []
+        for _ in range(self.full_passes):
+            loss, costate, _ = _full_pass(objective, delta, scale=1 / self.full_passes)
+            for _ in range(self.cheap_updates):
+                delta = ascend(delta, costate, self.alpha, self.epsilon)
+            losses.append(loss)
+        return torch.stack(losses).mean()
+
+
+class _ReplayedRandomness:
+    """Snapshot torch's generators (CPU, and CUDA on a CUDA device); ``replay()`` rewinds them, so every forward
+    pass after a replay draws the same dropout masks."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def replay(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+class FreeLB(Strategy):
+    """FreeLB-K (Zhu et al. 2020): min_theta (1/K) sum_{t=1..K} L(e + delta_{t-1}), one optimizer step, with
+    delta_t = Proj_eps(delta_{t-1} + alpha g_t / ||g_t||): each pass gives grad_theta (accumulated, / K) and
+    grad_delta. delta_0 ~ U(-eps, eps) / sqrt(numel per example). All K passes see the same dropout masks
+    (the random generators are rewound before each). K passes.
+    """
+
+    def __init__(self, epsilon: float, alpha: float, steps: int, generator: torch.Generator | None = None) -> None:
+        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
+        self.steps = _check_count(steps, "steps")
+        self.generator = generator
+        self.name = f"FreeLB-{steps} (eps={epsilon:g})"
+
+    @property
+    def passes(self) -> int:
+        return self.steps
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        embeds = objective.embed().detach()
+        delta = random_in_ball(embeds, self.epsilon, "linf", self.generator) / math.sqrt(embeds[0].numel())
+        randomness = _ReplayedRandomness(embeds.device)
+        losses = []
+        for _ in range(self.steps):
+            randomness.replay()
+            loss, gradient, _ = _full_pass(objective, delta, scale=1 / self.steps)
+            delta = ascend(delta, gradient, self.alpha, self.epsilon)
+            losses.append(loss)
+        return torch.stack(losses).mean()
+
+
+class VirtualAdversarial(Strategy):
+    """min_theta L(e) + lambda D(f(e), f(e + delta)), the label-free smoothness term of SMART and ALUM.
+
+    delta starts at N(0, sigma^2) per entry (the divergence's gradient vanishes at delta = 0; SMART's and ALUM's
+    sigma = 1e-5) and takes K ascent steps
+    delta <- Proj_eps(delta + alpha g/||g||), g = grad_delta D(f(e) held fixed, f(e + delta)) (backward to the input
+    only). D is the symmetric KL, both sides trained (``symmetric=True``, SMART), or KL(f(e) held fixed ||
+    f(e + delta)) (virtual adversarial training, ALUM). The first ``warmup_steps`` calls are clean steps (ALUM's
+    curriculum). K + 2 passes: K ascent, then the clean and perturbed forwards with one backward through both.
+    """
+
+    def __init__(self, epsilon: float, alpha: float, weight: float, steps: int, symmetric: bool,
+                 sigma: float = 1e-5, warmup_steps: int = 0, generator: torch.Generator | None = None) -> None:
+        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
+        self.weight, self.sigma = _check_positive(weight, "weight"), _check_positive(sigma, "sigma")
+        self.steps = _check_count(steps, "steps")
+        self.warmup_steps = _check_count(warmup_steps, "warmup_steps", low=0)
+        self.symmetric, self.generator = bool(symmetric), generator
+        self.calls = 0
+        self.name = f"virtual adversarial (eps={epsilon:g})"
+
+    @property
+    def passes(self) -> int:
+        return self.steps + 2
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        self.calls += 1
+        embeds = objective.embed()
+        outputs = objective.forward(embeds)
+        loss = _check_loss(objective.loss(outputs))
+        if self.calls <= self.warmup_steps:
+            loss.backward()
+            return loss.detach()
+        target, point = outputs.detach(), embeds.detach()
+        device = self.generator.device if self.generator is not None else point.device
+        delta = (self.sigma * torch.randn(point.shape, generator=self.generator, device=device,
+                                          dtype=point.dtype)).to(point.device)
+        for _ in range(self.steps):
+            gradient = embedding_gradient(lambda x: self._divergence(target, objective.forward(x)), point + delta)
+            delta = ascend(delta, gradient, self.alpha, self.epsilon)
+        perturbed = objective.forward(embeds + delta)
+        regulariser = symmetric_kl(outputs, perturbed) if self.symmetric else kl_divergence(target, perturbed)
+        total = loss + self.weight * regulariser
+        total.backward()
+        return total.detach()
+
+    def _divergence(self, target: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return symmetric_kl(target, outputs) if self.symmetric else kl_divergence(target, outputs)
+
+
+class SMART(VirtualAdversarial):
+    """SMART's smoothness-inducing adversarial regulariser (Jiang et al. 2020): symmetric KL, K ascent steps."""
+
+    def __init__(self, epsilon: float, alpha: float, weight: float = 1.0, steps: int = 1, sigma: float = 1e-5,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(epsilon, alpha, weight, steps, symmetric=True, sigma=sigma, generator=generator)
+        self.name = f"SMART-{steps} (eps={epsilon:g})"
+
+
+class ALUM(VirtualAdversarial):
+    """ALUM (Liu et al. 2020): virtual adversarial KL with one ascent step, after ``warmup_steps`` clean steps."""
+
+    def __init__(self, epsilon: float, alpha: float, weight: float = 1.0, warmup_steps: int = 0, sigma: float = 1e-5,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(epsilon, alpha, weight, 1, symmetric=False, sigma=sigma, warmup_steps=warmup_steps,
+                         generator=generator)
+        self.name = f"ALUM (eps={epsilon:g})"
+
+
+class GradientPenalty(Strategy):
+    """min_theta J = L(e) + (c/2) ||grad_e L||^2, c = lambda N; with L the mean of N per-example losses l_b this is
+    L + (lambda/2) mean_b ||grad_{e_b} l_b||^2, independent of the batch size. FGM's first-order twin.
+
+    ``method="double_backward"``: the exact gradient of J. One forward, a backward that keeps its graph, and the
+    backward of both: ideally two passes, as FGM; in practice the second backward runs through the first one's
+    graph and costs more than a pass.
+
+    ``method="finite_difference"``: grad_theta J = grad_theta L + c H g with g = grad_e L held fixed, and
+    grad_theta L(e + c g) = grad_theta L(e) + c H g + O(c^2): so one pass on e + c g, after a pass that finds g
+    (backward to the input only), gives J's gradient to first order in c. It is FGM with the unnormalised step
+    delta = c g. Two passes.
+    """
+
+    METHODS = ("double_backward", "finite_difference")
+
+    def __init__(self, weight: float, method: str = "double_backward") -> None:
+        self.weight = _check_positive(weight, "weight")
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self.method = method
+        self.name = f"gradient penalty (lambda={weight:g}, {method.replace('_', ' ')})"
+
+    @property
+    def passes(self) -> int:
+        return 2
+
+    def backward(self, objective: Objective) -> torch.Tensor:
+        embeds = objective.embed()
+        scale = self.weight * embeds.shape[0]
+        if self.method == "double_backward":
+            loss, penalty = loss_and_gradient_penalty(objective.loss_fn, embeds)
+            total = loss + 0.5 * scale * penalty
+            total.backward()
+            return total.detach()
+        point = embeds.detach().requires_grad_(True)
+        loss = _check_loss(objective.loss_fn(point))
+        (gradient,) = torch.autograd.grad(loss, point)
+        objective.loss_fn(embeds + scale * gradient).backward()
+        return (loss + 0.5 * scale * gradient.pow(2).sum()).detach()

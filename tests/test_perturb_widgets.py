@@ -1,0 +1,78 @@
+"""The perturbation explorer shows what its adversaries compute, and notebook 02's figure builders carry their data."""
+
+import math
+
+import pytest
+import torch
+
+from advebm_teach import plots
+from advebm_teach.models import TransformerEnergy
+from advebm_teach.perturb import fgm, pgd
+from advebm_teach.task import AdditionTask
+from advebm_teach.widgets import PerturbationExplorer
+
+TASK = AdditionTask(n_digits=2)
+
+
+def explorer(figure_widget: bool) -> PerturbationExplorer:
+    torch.manual_seed(0)
+    model = TransformerEnergy.for_task(TASK, d_model=16, n_layers=1, n_heads=2, ff_dim=16)
+    torch.nn.init.normal_(model.energy_readout.weight)  # a read-out of zeros has no gradient to show
+    data = TASK.sample(2, seed=0)
+    negatives = data.clone()
+    negatives[:, TASK.c_positions[-1]] = (negatives[:, TASK.c_positions[-1]] + 1) % 10
+    return PerturbationExplorer.for_classifier(model, TASK, data, negatives, epsilon=0.1, steps=3,
+                                               figure_widget=figure_widget)
+
+
+@pytest.mark.parametrize("figure_widget", [True, False])
+def test_explorer_draws_its_perturbations_and_follows_the_controls(figure_widget):
+    shown = explorer(figure_widget)
+    for eps, steps, method in ((0.1, 3, "PGD"), (0.05, 7, "FGM")):
+        shown.set(epsilon=eps, steps=steps, method=method)
+        loss_fn, embeds = shown.objective.loss_fn, shown.objective.embed().detach()
+        expected = {"FGM": fgm(loss_fn, embeds, eps), "PGD": pgd(loss_fn, embeds, eps, 2.5 * eps / steps, steps)}[method]
+        assert torch.allclose(shown.perturbations()[method], expected)
+        heatmap = shown.figures["norms"].data[0]
+        assert heatmap.z[1][3] == pytest.approx(float(expected[1, 3].norm()), abs=1e-4)
+        assert list(heatmap.text[2]) == [TASK.vocab[t] for t in shown.objective.tokens[2].tolist()]
+        with torch.no_grad():
+            half_way = float(loss_fn(embeds + 0.5 * expected))
+        curve = next(trace for trace in shown.figures["loss"].data if trace.name == method)
+        assert curve.y[5] == pytest.approx(half_way, abs=1e-4) and curve.x[5] == 0.5
+        assert shown.loss_curves()[method][5] == pytest.approx(half_way)
+        assert f"eps {eps}" in shown.status.value and method in shown.figures["norms"].layout.title.text
+    fgm_norms = shown.perturbations()["FGM"].flatten(1).norm(dim=1)
+    assert torch.allclose(fgm_norms, torch.full_like(fgm_norms, 0.05))
+
+
+def test_explorer_refuses_bad_controls_by_name():
+    shown = explorer(False)
+    for kwargs, name in (({"epsilon": 5.0}, "epsilon"), ({"steps": 0}, "steps"), ({"method": "HotFlip"}, "method")):
+        with pytest.raises(ValueError, match=name):
+            shown.set(**kwargs)
+
+
+def test_perturbation_grid_holds_the_norms_and_tokens():
+    fig = plots.perturbation_grid(["p0", "p1"], [["a", "b"], ["c", "d"]], [[0.1, 0.2], [0.0, math.inf]])
+    assert [list(row) for row in fig.data[0].z] == [[0.1, 0.2], [0.0, None]]  # inf: an empty cell
+    assert [list(row) for row in fig.data[0].text] == [["a", "b"], ["c", "d"]]
+    with pytest.raises(ValueError, match="row 1"):
+        plots.perturbation_grid(["p0", "p1"], [["a", "b"], ["c"]], [[0.1, 0.2], [0.3, 0.4]])
+
+
+def test_loglog_curves_keep_small_values_and_draw_a_reference_slope():
+    fig = plots.loglog_curves([1e-1, 1e-2, 1e-3], {"error": [2e-2, 2e-3, 2.5e-4]}, slope=1)
+    assert list(fig.data[0].y) == [0.02, 0.002, 0.00025]  # significant digits, not decimals
+    assert list(fig.data[1].y) == pytest.approx([0.02, 0.002, 0.0002])
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+
+
+def test_interval_dots_and_cost_bars_carry_their_numbers():
+    fig = plots.interval_dots(["a", "b"], {"acc": ([0.5, 0.7], [0.4, 0.6], [0.55, 0.9])})
+    assert list(fig.data[0].x) == [0.5, 0.7] and list(fig.data[0].error_x.array) == pytest.approx([0.05, 0.2])
+    assert list(fig.data[0].error_x.arrayminus) == pytest.approx([0.1, 0.1])
+    bars = plots.cost_bars(["clean", "FGM"], [1.0, 1.93], [1, 2])
+    assert list(bars.data[0].y) == [1.0, 1.93] and list(bars.data[1].y) == [1, 2]
+    with pytest.raises(ValueError, match="one value per name"):
+        plots.cost_bars(["clean"], [1.0, 2.0], [1])
