@@ -43,13 +43,18 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: an interrupt leaves the old file or the new one."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> None:
     """Write ``path.safetensors`` and ``path.json`` atomically; ``record`` must be JSON-serialisable."""
     path = Path(path)
     text = json.dumps(record, indent=2, sort_keys=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _atomic_write(path.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, metadata={_RECORD_KEY: text}))
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    write_text_atomic(path.with_suffix(".json"), text + "\n")
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

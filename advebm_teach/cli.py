@@ -40,7 +40,7 @@ def _bench(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce, report
 
-    print(report(reproduce(args.config, seeds=args.seeds, out=args.out, ship=args.ship)))
+    print(report(reproduce(args.config, seeds=args.seeds, out=args.out, ship=args.ship, restart=args.restart)))
 
 
 def find_notebooks() -> Path:
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output folder (default: runs/reproduce/<config>)")
     rep.add_argument("--ship", action="store_true",
                      help="also replace the package's shipped results/<config>.json and seed 0's energies")
+    rep.add_argument("--restart", action="store_true",
+                     help="discard the seeds an interrupted run left in the output folder (default: go on after them)")
     rep.set_defaults(run=_reproduce)
     bench = commands.add_parser("bench", help="benchmarks measured side by side; the last line is JSON")
     bench.add_argument("target", choices=["attack", "perturb", "perturb-cost"],

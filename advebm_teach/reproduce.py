@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any
 import torch
 
 from .attack import DiscreteAttack
-from .checkpoints import PRETRAINED_DIR, load_pretrained, save_model
+from .checkpoints import PRETRAINED_DIR, load_checkpoint, load_pretrained, save_checkpoint, save_model, write_text_atomic
 from .config import fast_mode, make_task, pick
 from .plots import curves_with_intervals
 from .sampling import energies_of, resample_from_pool, sample_lm
@@ -107,11 +108,11 @@ def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any
 
 def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None, progress: bool = False,
              evaluation: tuple[torch.Tensor, torch.Tensor] | None = None, shared: dict | None = None,
-             ship_to: Path | None = None) -> dict[str, Any]:
+             save_energies_to: Path | None = None) -> dict[str, Any]:
     """Everything one seed contributes (see the module docstring); about two minutes on 2 cores.
 
     ``evaluation`` and ``shared`` (the untrained energy's curves) are computed once for all seeds when
-    given; ``ship_to`` saves this seed's three trained energies there (``energy_bce``, ``energy_adv``,
+    given; ``save_energies_to`` saves this seed's three trained energies there (``energy_bce``, ``energy_adv``,
     ``energy_improved``) with their records.
     """
     protocol = protocol or Protocol.for_mode()
@@ -161,11 +162,11 @@ def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None
     }
     result = {"seed": seed, "plm": task.correctness(test).mean().item(), "paper": paper, "improved": improved,
               "train_seconds": timings, "wall_s": time.perf_counter() - started}
-    if ship_to is not None:
+    if save_energies_to is not None:
         for kind, model, family, key in (("energy_bce", bce, paper, "bce"), ("energy_adv", adversarial, paper,
                                          "adversarial"), ("energy_improved", improved_adversarial, improved,
                                                           "adversarial")):
-            save_model(ship_to / kind, model, {
+            save_model(save_energies_to / kind, model, {
                 "kind": kind, "config": config, "seed": seed, "fast_mode": fast_mode(),
                 "command": f"advebm-teach reproduce --config {config} --ship",
                 "training": {"protocol": asdict(protocol), "family": "paper" if family is paper else "improved"},
@@ -220,9 +221,17 @@ def _t975(dof: int) -> float:
     return _T975[dof - 1] if dof <= len(_T975) else 1.960
 
 
+SHIPPED_ENERGIES = ("energy_bce", "energy_adv", "energy_improved")
+
+
 def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = None, ship: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, restart: bool = False) -> dict[str, Any]:
     """Run ``seeds`` seeds, write ``results.json`` and the three figures to ``out``; returns the results.
+
+    Every finished seed is written atomically to ``out/seeds/seed_<k>.json`` (seed 0's three energies to
+    ``out/energies/``), so an interrupted run, started again with the same configuration and protocol, goes on
+    after its last finished seed; ``restart`` discards them. ``wall_s`` is the computing time of every seed
+    (in whichever session it ran) plus this session's shared set-up; ``resumed_seeds`` lists the seeds read back.
 
     ``ship``: also replace what the package ships, seed 0's energies (``pretrained/<config>/``) and the
     results (``results/<config>.json``); full protocol only.
@@ -233,31 +242,59 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
     protocol = Protocol.for_mode()
     n_seeds = pick(seeds, min(seeds, 2))
     out = Path(out) if out is not None else Path("runs/reproduce") / (f"{config}-fast" if fast_mode() else config)
+    if restart:
+        for folder in ("seeds", "energies"):
+            shutil.rmtree(out / folder, ignore_errors=True)
+    fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode()}
     started = time.perf_counter()
     evaluation = evaluation_sets(config, protocol)
     shared = untrained_curves(config, evaluation[0])
-    ship_to = PRETRAINED_DIR / config if ship else None
-    per_seed = []
+    setup_s = time.perf_counter() - started
+    per_seed, resumed = [], []
     for seed in range(n_seeds):
-        per_seed.append(run_seed(seed, config, protocol, evaluation=evaluation, shared=shared,
-                                 ship_to=ship_to if seed == 0 else None))
+        path = out / "seeds" / f"seed_{seed}.json"
+        run = _finished_seed(path, fingerprint)
+        if run is not None:
+            resumed.append(seed)
+        else:
+            run = run_seed(seed, config, protocol, evaluation=evaluation, shared=shared,
+                           save_energies_to=out / "energies" if seed == 0 else None)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
+        per_seed.append(run)
         if progress:
-            run = per_seed[-1]
             print(f"seed {seed}: P_LM {run['plm']:.3f} | paper S=10: Alg.1 "
                   f"{run['paper']['attack']['adversarial']['correctness']['10']:.3f}, BCE "
                   f"{run['paper']['attack']['bce']['correctness']['10']:.3f} | improved S=20: "
-                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | {run['wall_s']:.0f} s",
-                  flush=True)
-    results = collect(per_seed, config, protocol, time.perf_counter() - started)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / "per_seed.json").write_text(json.dumps(per_seed, indent=1) + "\n")
+                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | {run['wall_s']:.0f} s"
+                  + (f" (read back from {path})" if seed in resumed else ""), flush=True)
+    results = collect(per_seed, config, protocol, setup_s + sum(run["wall_s"] for run in per_seed))
+    results["resumed_seeds"] = resumed
+    text = json.dumps(results, indent=1) + "\n"
+    write_text_atomic(out / "results.json", text)
+    write_text_atomic(out / "per_seed.json", json.dumps(per_seed, indent=1) + "\n")
     for name, figure in figures(results).items():
         figure.write_html(out / f"{name}.html", include_plotlyjs=True)  # self-contained: opens offline
     if ship:
+        for kind in SHIPPED_ENERGIES:
+            if not (out / "energies" / f"{kind}.safetensors").exists():
+                raise FileNotFoundError(f"{out / 'energies' / kind}.safetensors is missing (seed 0's energies): "
+                                        "run again with --restart to recompute them")
+            save_checkpoint(PRETRAINED_DIR / config / kind, *load_checkpoint(out / "energies" / kind))
         RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / f"{config}.json").write_text(json.dumps(results, indent=1) + "\n")
+        write_text_atomic(RESULTS_DIR / f"{config}.json", text)
     return results
+
+
+def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result of a seed finished by an earlier run of the same experiment, or None."""
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("fingerprint") != fingerprint:
+        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol or fast mode differ); "
+                         "pass --restart to discard the stored seeds, or another --out")
+    return stored["result"]
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

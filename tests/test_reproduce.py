@@ -1,6 +1,8 @@
 """The reproduction: intervals by hand, targets judged on hand-made results, the command end to end in fast
 mode, and the shipped 10-seed results and energies."""
 
+import contextlib
+import io
 import json
 import math
 from pathlib import Path
@@ -11,7 +13,8 @@ import torch
 from advebm_teach import load_pretrained, load_pretrained_record, make_task, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.cli import main
-from advebm_teach.reproduce import CANDIDATES, STEPS, figures, interval, targets
+from advebm_teach import reproduce as reproduction
+from advebm_teach.reproduce import CANDIDATES, STEPS, figures, interval, reproduce, targets
 
 SHIPPED = Path(__file__).resolve().parent.parent / "advebm_teach" / "results" / "course.json"
 S_KEYS, N_KEYS = [str(s) for s in STEPS], [str(n) for n in CANDIDATES]
@@ -54,16 +57,63 @@ def test_targets_are_judged_from_the_numbers():
     assert not any(t["met"] for t in missed.values())
 
 
-def test_reproduce_runs_end_to_end_in_fast_mode(tmp_path, capsys):
-    main(["reproduce", "--fast", "--seeds", "2", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out.strip().splitlines()
-    verdicts = json.loads(printed[-1])
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    """``advebm-teach reproduce --fast --seeds 2`` through the command line: (its folder, what it printed)."""
+    out = tmp_path_factory.mktemp("reproduce")
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        main(["reproduce", "--fast", "--seeds", "2", "--out", str(out)])
+    return out, capture.getvalue()
+
+
+def test_reproduce_runs_end_to_end_in_fast_mode(fast_run):
+    out, printed = fast_run
+    verdicts = json.loads(printed.strip().splitlines()[-1])
     assert len(verdicts) == 5 and all(isinstance(v, bool) for v in verdicts.values())
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
     assert_shape(results, n_seeds=2)
-    assert results["fast_mode"] is True
+    assert results["fast_mode"] is True and results["resumed_seeds"] == []
     for name in ("figure_1a", "figure_1b", "figure_2"):
-        assert (tmp_path / f"{name}.html").stat().st_size > 100_000  # self-contained: plotly.js inside
+        assert (out / f"{name}.html").stat().st_size > 100_000  # self-contained: plotly.js inside
+
+
+def test_an_interrupted_reproduction_goes_on_after_its_last_finished_seed(fast_run, tmp_path, monkeypatch):
+    """Interrupted during seed 1, run again: seed 0 is read back, only seed 1 is computed, and the results equal
+    an uninterrupted run's. Stored seeds of another protocol are refused by name; ``restart`` discards them."""
+    monkeypatch.setenv("ADVEBM_FAST", "1")
+    whole = json.loads((fast_run[0] / "results.json").read_text())
+    real_run_seed, computed = reproduction.run_seed, []
+
+    def interrupted_at(stop: int):
+        def run_seed(seed, *args, **kwargs):
+            if seed == stop:
+                raise KeyboardInterrupt
+            computed.append(seed)
+            return real_run_seed(seed, *args, **kwargs)
+        return run_seed
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(reproduction, "run_seed", interrupted_at(1))
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("course", seeds=2, out=cut, progress=False)
+    assert sorted(p.name for p in (cut / "seeds").iterdir()) == ["seed_0.json"]
+    assert (cut / "energies" / "energy_adv.safetensors").exists()
+    computed.clear()
+    monkeypatch.setattr(reproduction, "run_seed", interrupted_at(None))
+    resumed = reproduce("course", seeds=2, out=cut, progress=False)
+    assert computed == [1] and resumed["resumed_seeds"] == [0]
+    for key in ("plm", "attack", "resampling", "spurious", "improved"):
+        assert resumed[key] == whole[key]
+    stored = json.loads((cut / "seeds" / "seed_0.json").read_text())
+    stored["fingerprint"]["protocol"]["n_test"] += 1
+    (cut / "seeds" / "seed_0.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="seed_0.json holds a seed of a different run.*--restart"):
+        reproduce("course", seeds=2, out=cut, progress=False)
+    monkeypatch.setattr(reproduction, "run_seed", interrupted_at(0))
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("course", seeds=2, out=cut, progress=False, restart=True)
+    assert not (cut / "seeds").exists() and not (cut / "energies").exists()
 
 
 def assert_shape(results: dict, n_seeds: int) -> None:
