@@ -233,6 +233,15 @@ paper_attack, paper_resampling = interval(results["attack"]["adversarial"]["20"]
 print(f"\npaper family, claim (ii): attack S=20 {paper_attack[0]:.3f} [{paper_attack[1]:.3f}, {paper_attack[2]:.3f}] "
       f"vs importance resampling n=50 {paper_resampling[0]:.3f} [{paper_resampling[1]:.3f}, {paper_resampling[2]:.3f}]: "
       + ("holds" if paper_attack[1] > paper_resampling[2] else "does NOT hold (intervals overlap or resampling is ahead)"))
+# Figure 2 once more, with the stall removed: the same two paper-family energies under the tabu attack.
+tabu_alg1 = improved["changes"]["tabu attack on the paper's Algorithm-1 energy"]["10"]
+tabu_bce = results["spurious"]["correctness"]["10"]
+alg1_tabu, bce_tabu = interval(tabu_alg1), interval(tabu_bce)
+paired = interval([x - y for x, y in zip(tabu_alg1, tabu_bce)])
+print(f"Figure 2 under the tabu attack, S=10: Algorithm 1 {alg1_tabu[0]:.3f} [{alg1_tabu[1]:.3f}, {alg1_tabu[2]:.3f}] vs BCE "
+      f"{bce_tabu[0]:.3f} [{bce_tabu[1]:.3f}, {bce_tabu[2]:.3f}]: intervals {'apart' if alg1_tabu[1] > bce_tabu[2] else 'overlap'}; paired "
+      f"{paired[0]:+.3f} [{paired[1]:+.3f}, {paired[2]:+.3f}], ahead in {sum(x > y for x, y in zip(tabu_alg1, tabu_bce))} "
+      f"of {len(tabu_alg1)} seeds")
 
 # %% [markdown]
 # **Reading the numbers** (the shipped 10 seeds, as printed above):
@@ -245,6 +254,12 @@ print(f"\npaper family, claim (ii): attack S=20 {paper_attack[0]:.3f} [{paper_at
 #   the two methods differ within a seed. It also needed the alternative-token negatives of section 1:
 #   with greedy negatives that barely move, the sign of the gap changed from seed to seed in our
 #   exploration runs.
+# * **Figure 2 without the stall: the effect is clear.** The greedy attack stops moving after about five
+#   steps, so at S=10 it compares the two energies' first few moves. Under the tabu attack, which keeps
+#   searching, the same two energies part: the BCE energy walks into its spurious modes and the
+#   Algorithm-1 energy does not, 0.346 against 0.290 at S=10 with the intervals apart, in 10 of 10 seeds.
+#   That is the paper's argument for Algorithm 1, measured; it takes a search that reaches the spurious
+#   modes to see it.
 # * **Claim (ii), paper family: does not hold here.** Sample-then-attack with the paper's greedy attack
 #   reaches 0.337 and stalls after about five steps; importance resampling among 50 proposals with the BCE
 #   energy reaches 0.342. They are indistinguishable. This is the honest result of the reproduction.
