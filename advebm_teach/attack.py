@@ -14,7 +14,9 @@ a position that failed to improve until some digit changes.
 
 Work skipped rather than only batched: the current token's energy is never recomputed; for a causal
 energy (heads ``eos`` and ``lm_nll``) a candidate differs from x only from i* on, so the keys and
-values of the prefix, and the NLL terms before i*, come from the gradient pass (``PrefixCache``).
+values of the prefix, and the NLL terms before i*, come from the gradient pass (``PrefixCache``); and
+once the greedy attack (current token a candidate, no tabu) leaves a whole batch unchanged, the
+remaining steps are copies of that step, since each would compute exactly the same thing.
 """
 
 from __future__ import annotations
@@ -113,6 +115,15 @@ class DiscreteAttack:
             history["saliency"].append(saliency)
             history["candidate_energy"].append(candidate_energy)
             states.append(x)
+            if self.include_current and not self.tabu and torch.equal(x, states[-2]):
+                # Nothing moved, and without a tabu list the next step sees the same x, the same saliency
+                # and the same candidates: every remaining step repeats this one exactly.
+                for _ in range(self.steps - len(energies)):
+                    energies.append(energy)
+                    for values in history.values():
+                        values.append(values[-1])
+                    states.append(x)
+                break
         energies.append(energy if energy is not None else self._energy(x))  # after the last step
         return AttackTrace(
             tokens=torch.stack(states), energy=torch.stack(energies),

@@ -320,6 +320,21 @@ def test_paper_attack_repeats_a_position_after_a_no_change_step():
         assert (trace.position[s:, b] == trace.position[s, b]).all()
 
 
+def test_a_greedy_attack_that_stalls_everywhere_stops_computing_and_still_matches_naive(monkeypatch):
+    """The paper's attack on P_LM samples: every sequence stops moving within a few steps; the steps after
+    that are copied, not computed, and the whole trace still equals the naive reference's."""
+    from advebm_teach import attack as attack_module
+
+    model, x, steps = shipped_model(), plm_samples(4, seed=0), 15
+    real, passes = attack_module.energy_and_gradient, []
+    monkeypatch.setattr(attack_module, "energy_and_gradient",
+                        lambda *args, **kwargs: passes.append(1) or real(*args, **kwargs))
+    trace = batched(model, SHIPPED_TASK, x, steps)
+    assert_same_trace(trace, naive_attack(model, SHIPPED_TASK, x, steps), rtol=1e-4, atol=1e-4)
+    last_move = int(trace.changed.any(dim=1).nonzero().max())
+    assert len(passes) == last_move + 2 < steps  # the steps up to the last move, and one that moves nothing
+
+
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_tabu_skips_a_stalled_position_until_the_sequence_changes(impl):
     model = shipped_model()
