@@ -231,7 +231,8 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
     Every finished seed is written atomically to ``out/seeds/seed_<k>.json`` (seed 0's three energies to
     ``out/energies/``), so an interrupted run, started again with the same configuration and protocol, goes on
     after its last finished seed; ``restart`` discards them. ``wall_s`` is the computing time of every seed
-    (in whichever session it ran) plus this session's shared set-up; ``resumed_seeds`` lists the seeds read back.
+    (in whichever session it ran) plus this session's shared set-up (made only if a seed is computed);
+    ``resumed_seeds`` lists the seeds read back.
 
     ``ship``: also replace what the package ships, seed 0's energies (``pretrained/<config>/``) and the
     results (``results/<config>.json``); full protocol only.
@@ -246,10 +247,8 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
         for folder in ("seeds", "energies"):
             shutil.rmtree(out / folder, ignore_errors=True)
     fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode()}
-    started = time.perf_counter()
-    evaluation = evaluation_sets(config, protocol)
-    shared = untrained_curves(config, evaluation[0])
-    setup_s = time.perf_counter() - started
+    setup: dict[str, Any] = {}  # the shared evaluation sets and untrained curves, made when a seed needs them
+    setup_s = 0.0
     per_seed, resumed = [], []
     for seed in range(n_seeds):
         path = out / "seeds" / f"seed_{seed}.json"
@@ -257,7 +256,12 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
         if run is not None:
             resumed.append(seed)
         else:
-            run = run_seed(seed, config, protocol, evaluation=evaluation, shared=shared,
+            if not setup:
+                started = time.perf_counter()
+                setup["evaluation"] = evaluation_sets(config, protocol)
+                setup["shared"] = untrained_curves(config, setup["evaluation"][0])
+                setup_s = time.perf_counter() - started
+            run = run_seed(seed, config, protocol, evaluation=setup["evaluation"], shared=setup["shared"],
                            save_energies_to=out / "energies" if seed == 0 else None)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
