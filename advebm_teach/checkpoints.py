@@ -8,6 +8,7 @@ renamed over the old one, so an interrupt leaves either the old or the new check
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -46,6 +47,11 @@ def _atomic_write(path: Path, write) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically: an interrupt leaves the old file or the new one."""
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (which weights a stored result was computed from)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ from typing import Any
 import torch
 
 from .attack import DiscreteAttack
-from .checkpoints import PRETRAINED_DIR, load_checkpoint, load_pretrained, save_checkpoint, save_model, write_text_atomic
+from .checkpoints import (PRETRAINED_DIR, file_sha256, load_checkpoint, load_pretrained, pretrained_path, save_checkpoint,
+                          save_model, write_text_atomic)
 from .config import fast_mode, make_task, pick
 from .plots import curves_with_intervals
 from .sampling import energies_of, resample_from_pool, sample_lm
@@ -246,7 +247,9 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
     if restart:
         for folder in ("seeds", "energies"):
             shutil.rmtree(out / folder, ignore_errors=True)
-    fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode()}
+    fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode(),
+                   "pretrained_sha256": {kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
+                                         for kind in ("plm", "energy_lm")}}
     setup: dict[str, Any] = {}  # the shared evaluation sets and untrained curves, made when a seed needs them
     setup_s = 0.0
     per_seed, resumed = [], []
@@ -296,7 +299,7 @@ def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
         return None
     stored = json.loads(path.read_text())
     if stored.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol or fast mode differ); "
+        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, fast mode or pre-trained weights differ); "
                          "pass --restart to discard the stored seeds, or another --out")
     return stored["result"]
 

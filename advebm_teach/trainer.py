@@ -11,6 +11,7 @@ what an uninterrupted run would have done and ends with bit-identical weights on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,11 @@ def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
                         ) -> tuple[dict, dict[str, torch.Tensor]]:
     """Restore what ``save_training_state`` wrote; returns the record and the best epoch's weights."""
     tensors, record = load_checkpoint(path)
+    return _restore(tensors, record, model, optimizer)
+
+
+def _restore(tensors: dict[str, torch.Tensor], record: dict, model: nn.Module, optimizer: torch.optim.Optimizer
+             ) -> tuple[dict, dict[str, torch.Tensor]]:
     device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
@@ -85,6 +91,15 @@ def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
             slots.setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
     optimizer.load_state_dict({"state": slots, "param_groups": record["optimizer_param_groups"]})
     return record, best_state
+
+
+def data_fingerprint(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tokens a run trains and validates on: a checkpoint resumes only on the same data."""
+    digest = hashlib.sha256()
+    for tokens in tensors:
+        digest.update(str(tuple(tokens.shape)).encode())
+        digest.update(tokens.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def train_lm(
@@ -121,7 +136,8 @@ def train_lm(
         return lm_loss(model, train_tokens[indices].to(device))
 
     return _fit(model, batch_loss, lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)},
-                n_train=len(train_tokens), n_val=len(val_tokens), settings={}, epochs=epochs, batch_size=batch_size,
+                n_train=len(train_tokens), n_val=len(val_tokens),
+                settings={"data_sha256": data_fingerprint(train_tokens, val_tokens)}, epochs=epochs, batch_size=batch_size,
                 lr=lr, weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps, seed=seed,
                 checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
 
@@ -208,7 +224,8 @@ def train_ebm(
                 "val_energy_data": positive.mean().item(), "val_energy_negative": negative.mean().item()}
 
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
-                "attack_options": attack_options or {}}
+                "attack_options": attack_options or {},
+                "data_sha256": data_fingerprint(data, val_data, negatives, val_negatives)}
     return _fit(energy_model, batch_loss, validate, n_train=len(data), n_val=len(val_data), settings=settings,
                 epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                 warmup_steps=0, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
@@ -232,12 +249,15 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
     if checkpoint_dir is not None:
         last_path = Path(checkpoint_dir) / "last"
         if last_path.with_suffix(".safetensors").exists():
-            record, best_state = load_training_state(last_path, model, optimizer)
-            if record["settings"] != json.loads(json.dumps(settings)):
+            tensors, record = load_checkpoint(last_path)
+            if record["settings"] != json.loads(json.dumps(settings)):  # checked before any tensor is loaded
+                changed = sorted(k for k in {**settings, **record["settings"]}
+                                 if record["settings"].get(k) != json.loads(json.dumps(settings.get(k))))
                 raise ValueError(
-                    f"checkpoint in {checkpoint_dir} was made with different settings; "
-                    f"saved {record['settings']}, now {settings}. Use another checkpoint_dir."
+                    f"checkpoint in {checkpoint_dir} was made with different settings ({', '.join(changed)} differ); "
+                    f"saved {record['settings']}, now {settings}. Use another checkpoint_dir or delete it."
                 )
+            record, best_state = _restore(tensors, record, model, optimizer)
             result = TrainResult(**record["result"])
 
     steps_per_epoch = -(-n_train // batch_size)

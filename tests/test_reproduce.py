@@ -2,6 +2,7 @@
 mode, and the shipped 10-seed results and energies."""
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -12,6 +13,7 @@ import torch
 
 from advebm_teach import load_pretrained, load_pretrained_record, make_task, sample_lm
 from advebm_teach.attack import DiscreteAttack
+from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.cli import main
 from advebm_teach import reproduce as reproduction
 from advebm_teach.reproduce import CANDIDATES, STEPS, figures, interval, reproduce, targets
@@ -106,10 +108,15 @@ def test_an_interrupted_reproduction_goes_on_after_its_last_finished_seed(fast_r
     for key in ("plm", "attack", "resampling", "spurious", "improved"):
         assert resumed[key] == whole[key]
     stored = json.loads((cut / "seeds" / "seed_0.json").read_text())
-    stored["fingerprint"]["protocol"]["n_test"] += 1
-    (cut / "seeds" / "seed_0.json").write_text(json.dumps(stored))
-    with pytest.raises(ValueError, match="seed_0.json holds a seed of a different run.*--restart"):
-        reproduce("course", seeds=2, out=cut, progress=False)
+    for kind in ("plm", "energy_lm"):  # re-pretrained weights (another digit count, say) make another run
+        shipped = (PRETRAINED_DIR / "course" / f"{kind}.safetensors").read_bytes()
+        assert stored["fingerprint"]["pretrained_sha256"][kind] == hashlib.sha256(shipped).hexdigest()
+    for change in (("protocol", "n_test"), ("pretrained_sha256", "plm")):
+        changed = json.loads(json.dumps(stored))
+        changed["fingerprint"][change[0]][change[1]] = "another"
+        (cut / "seeds" / "seed_0.json").write_text(json.dumps(changed))
+        with pytest.raises(ValueError, match="seed_0.json holds a seed of a different run.*--restart"):
+            reproduce("course", seeds=2, out=cut, progress=False)
     monkeypatch.setattr(reproduction, "run_seed", interrupted_at(0))
     with pytest.raises(KeyboardInterrupt):
         reproduce("course", seeds=2, out=cut, progress=False, restart=True)

@@ -102,6 +102,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         train_lm(small_lm(), TRAIN, VAL, **{**SMALL, "epochs": 1, "lr": 1e-2}, checkpoint_dir=tmp_path)
 
 
+def test_resume_on_other_data_is_refused_before_any_weight_is_loaded(tmp_path):
+    """Same model and settings, other tokens (another task size, say): the checkpoint belongs to another run."""
+    train_lm(small_lm(), TRAIN, VAL, **{**SMALL, "epochs": 1}, checkpoint_dir=tmp_path)
+    model = small_lm(seed=7)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="data_sha256 differ"):
+        train_lm(model, TRAIN.flip(0), VAL, **{**SMALL, "epochs": 1}, checkpoint_dir=tmp_path)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_a_finished_run_is_not_trained_again(tmp_path):
     first = small_lm()
     train_lm(first, TRAIN, VAL, **{**SMALL, "epochs": 2}, checkpoint_dir=tmp_path)
