@@ -72,15 +72,10 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
     save_checkpoint(path, tensors, {**record, "optimizer_param_groups": state["param_groups"]})
 
 
-def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
-                        ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore what ``save_training_state`` wrote; returns the record and the best epoch's weights."""
-    tensors, record = load_checkpoint(path)
-    return _restore(tensors, record, model, optimizer)
-
-
-def _restore(tensors: dict[str, torch.Tensor], record: dict, model: nn.Module, optimizer: torch.optim.Optimizer
-             ) -> tuple[dict, dict[str, torch.Tensor]]:
+def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model: nn.Module,
+                           optimizer: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it); returns the record and the
+    best epoch's weights."""
     device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
@@ -257,7 +252,7 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
                     f"checkpoint in {checkpoint_dir} was made with different settings ({', '.join(changed)} differ); "
                     f"saved {record['settings']}, now {settings}. Use another checkpoint_dir or delete it."
                 )
-            record, best_state = _restore(tensors, record, model, optimizer)
+            record, best_state = restore_training_state(tensors, record, model, optimizer)
             result = TrainResult(**record["result"])
 
     steps_per_epoch = -(-n_train // batch_size)
