@@ -245,9 +245,9 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
         last_path = Path(checkpoint_dir) / "last"
         if last_path.with_suffix(".safetensors").exists():
             tensors, record = load_checkpoint(last_path)
-            if record["settings"] != json.loads(json.dumps(settings)):  # checked before any tensor is loaded
-                changed = sorted(k for k in {**settings, **record["settings"]}
-                                 if record["settings"].get(k) != json.loads(json.dumps(settings.get(k))))
+            wanted = json.loads(json.dumps(settings))  # as the record stores it (tuples become lists)
+            if record["settings"] != wanted:  # checked before any tensor is loaded
+                changed = sorted(k for k in {**wanted, **record["settings"]} if record["settings"].get(k) != wanted.get(k))
                 raise ValueError(
                     f"checkpoint in {checkpoint_dir} was made with different settings ({', '.join(changed)} differ); "
                     f"saved {record['settings']}, now {settings}. Use another checkpoint_dir or delete it."
