@@ -299,8 +299,8 @@ def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
         return None
     stored = json.loads(path.read_text())
     if stored.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, fast mode or pre-trained weights differ); "
-                         "pass --restart to discard the stored seeds, or another --out")
+        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, fast mode or "
+                         "pre-trained weights differ); pass --restart to discard the stored seeds, or another --out")
     return stored["result"]
 
 

@@ -73,9 +73,9 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
 
 
 def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model: nn.Module,
-                           optimizer: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it); returns the record and the
-    best epoch's weights."""
+                           optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it) into ``model`` and
+    ``optimizer``; returns the best epoch's weights."""
     device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
@@ -85,7 +85,7 @@ def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model
             _, index, name = key.split(".", 2)
             slots.setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
     optimizer.load_state_dict({"state": slots, "param_groups": record["optimizer_param_groups"]})
-    return record, best_state
+    return best_state
 
 
 def data_fingerprint(*tensors: torch.Tensor) -> str:
@@ -252,7 +252,7 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
                     f"checkpoint in {checkpoint_dir} was made with different settings ({', '.join(changed)} differ); "
                     f"saved {record['settings']}, now {settings}. Use another checkpoint_dir or delete it."
                 )
-            record, best_state = restore_training_state(tensors, record, model, optimizer)
+            best_state = restore_training_state(tensors, record, model, optimizer)
             result = TrainResult(**record["result"])
 
     steps_per_epoch = -(-n_train // batch_size)
