@@ -358,10 +358,13 @@ start = 1e-5 * torch.randn(embeds.shape, generator=torch.Generator().manual_seed
 step = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds + start)
 moved = ascend(start, step, alpha=eps, epsilon=eps)
 with torch.no_grad():
-    print(f"gradient of D at delta = 0: largest entry < 1e-6: {bool(at_zero.abs().max() < 1e-6)}")
-    for name, d in (("random start, sigma = 1e-5", start), ("after one ascent step, ||delta|| = eps", moved)):
-        print(f"{name}: symmetric KL {symmetric_kl(target, batch.forward(embeds + d)):.1e}, "
-              f"KL {kl_divergence(target, batch.forward(embeds + d)):.1e}")
+    at_start = symmetric_kl(target, batch.forward(embeds + start))
+    after_step = batch.forward(embeds + moved)
+print(f"gradient of D at delta = 0: largest entry < 1e-6: {bool(at_zero.abs().max() < 1e-6)}")
+# float32 resolves a divergence this small only to its order of magnitude (it is rounding noise)
+print(f"random start, sigma = 1e-5: symmetric KL < 1e-6: {bool(at_start < 1e-6)}")
+print(f"after one ascent step, ||delta|| = eps: symmetric KL {symmetric_kl(target, after_step):.1f}, "
+      f"KL {kl_divergence(target, after_step):.1f}")
 
 # %% [markdown]
 # One step from a random start finds a direction that moves the prediction many orders of magnitude more than
