@@ -26,13 +26,14 @@ def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def _range_text(low: float | None, high: float | None, low_open: bool = False) -> str:
+def _range_text(low: float | None, high: float | None, low_open: bool = False,
+                high_open: bool = False) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low}, {high}]"
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
         return f"{'>' if low_open else '>='} {low}"
     if high is not None:
-        return f"<= {high}"
+        return f"{'<' if high_open else '<='} {high}"
     return ""
 
 
@@ -48,14 +49,16 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
 
 
 def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
-                 low_open: bool = False) -> float:
-    """``value`` as a finite ``float`` in [``low``, ``high``] (``(low, high]`` with ``low_open``)."""
-    expected = f"{name} must be a finite number {_range_text(low, high, low_open)}".rstrip()
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite ``float`` in [``low``, ``high``] (an end open if asked)."""
+    bounds = _range_text(low, high, low_open, high_open)
+    expected = f"{name} must be a finite number {bounds}".rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{expected}, got {_describe(value)}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
-    if not math.isfinite(value) or too_low or (high is not None and value > high):
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or too_low or too_high:
         raise ValueError(f"{expected}, got {value}")
     return value
 
@@ -70,10 +73,44 @@ def check_seed(name: str, value: Any) -> int:
     return check_int(name, value, 0, SEED_LIMIT - 1)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (a flag: ``tabu=1`` or ``tabu="no"`` is refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return value
+
+
+def check_callable(name: str, value: Any, expected: str = "a function") -> Any:
+    """``value`` if it can be called; ``expected`` describes it (``"a function f(e) -> loss"``)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {expected}, got {_describe(value)}")
+    return value
+
+
+def check_generator(name: str, value: Any) -> torch.Generator | None:
+    """``value`` if it is None or a ``torch.Generator``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {_describe(value)}")
+    return value
+
+
+def seeded_generator(seed: Any, generator: Any = None) -> torch.Generator | None:
+    """A new generator seeded with ``seed``, else ``generator`` (None: torch's global generator).
+
+    Passing both is a ValueError: one of them would be ignored.
+    """
+    if seed is not None and generator is not None:
+        raise ValueError("pass seed or generator, not both")
+    if seed is None:
+        return check_generator("generator", generator)
+    return torch.Generator().manual_seed(check_seed("seed", seed))
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices``."""
     choices = tuple(choices)
-    if not any(value is choice or (type(value) is type(choice) and value == choice) for choice in choices):
+    if not any(value is choice or (type(value) is type(choice) and value == choice)
+               for choice in choices):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 
@@ -101,16 +138,47 @@ def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def check_token_ids(name: str, tokens: Any, vocab_size: int, seq_len: int | None = None,
-                    dims: Iterable[int] = (1, 2)) -> torch.Tensor:
-    """``tokens`` if it is an integer tensor of ids in [0, ``vocab_size``), of length ``seq_len``."""
+def check_token_ids(name: str, tokens: Any, vocab_size: int | None, seq_len: int | None = None,
+                    dims: Iterable[int] | None = (1, 2)) -> torch.Tensor:
+    """``tokens`` if it is an integer tensor of ids in [0, ``vocab_size``), of length ``seq_len``.
+
+    ``vocab_size=None`` checks only that no id is negative; ``dims=None`` allows any dimensions.
+    """
     tokens = check_tensor(name, tokens, dims)
     if tokens.dtype not in _INTEGER_DTYPES:
-        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {tokens.dtype}")
-    if seq_len is not None and tokens.shape[-1] != seq_len:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), "
+                        f"got dtype {tokens.dtype}")
+    if seq_len is not None and (tokens.dim() == 0 or tokens.shape[-1] != seq_len):
         raise ValueError(f"{name} must have length seq_len={seq_len} in its last dimension, "
                          f"got shape {tuple(tokens.shape)}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-        raise ValueError(f"{name} must be token ids in [0, {vocab_size}), "
-                         f"got min {int(tokens.min())}, max {int(tokens.max())}")
+    if tokens.numel():
+        low, high = torch.stack(torch.aminmax(tokens)).tolist()  # one device sync
+        if low < 0 or (vocab_size is not None and high >= vocab_size):
+            allowed = f"in [0, {vocab_size})" if vocab_size is not None else ">= 0"
+            raise ValueError(f"{name} must be token ids {allowed}, got min {low}, max {high}")
     return tokens
+
+
+def check_model_fits(name: str, model: Any, vocab_size: int, seq_len: int | None = None) -> Any:
+    """``model`` if it is an ``nn.Module`` built for ``vocab_size`` tokens (and ``seq_len``).
+
+    The course's models record their sizes in ``model.config``: ``vocab_size`` always, ``seq_len``
+    when the model has a fixed length (``TransformerEnergy``; the LSTM reads any length). A module
+    without a config (a hand-written stand-in) cannot tell what it was built for: it is accepted.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a model (a torch.nn.Module), got {type(model).__name__}")
+    config = model_config(model)
+    if config.get("vocab_size", vocab_size) != vocab_size:
+        raise ValueError(f"{name} was built for vocab_size={config['vocab_size']}, "
+                         f"but the task has vocab_size={vocab_size}")
+    if seq_len is not None and config.get("seq_len", seq_len) != seq_len:
+        raise ValueError(f"{name} was built for seq_len={config['seq_len']}, "
+                         f"but the task has seq_len={seq_len}")
+    return model
+
+
+def model_config(model: Any) -> dict:
+    """``model.config``, the sizes a course model records, or ``{}`` for a model without one."""
+    config = getattr(model, "config", None)
+    return config if isinstance(config, dict) else {}

@@ -13,12 +13,17 @@ ever edits an embedding table in place.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checks import (check_bool, check_choice, check_int, check_number, check_tensor,
+                     check_token_ids)
+from .task import AdditionTask, check_task
 
 EnergyHead = Literal["mean", "eos", "lm_nll"]
 ENERGY_HEADS: tuple[str, ...] = ("mean", "eos", "lm_nll")
@@ -51,17 +56,21 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
 
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256) -> None:
         super().__init__()
+        check_int("vocab_size", vocab_size, 2)
+        check_int("embed_dim", embed_dim, 1)
+        check_int("hidden_dim", hidden_dim, 1)
         self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden_dim": hidden_dim}
         self.token_embedding = nn.Embedding(vocab_size, embed_dim)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         self.lm_head = nn.Linear(hidden_dim, vocab_size)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token embeddings ``(B, T, embed_dim)``."""
-        return self.token_embedding(tokens)
+        """Token embeddings ``(B, T, embed_dim)`` of ids ``(B, T)`` (or ``(T,)``)."""
+        return self.token_embedding(check_token_ids("tokens", tokens, self.config["vocab_size"]))
 
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``(B, T, V)`` from embeddings ``(B, T, embed_dim)``."""
+        _check_embeds(embeds, self.config["embed_dim"])
         hidden, _ = self.lstm(embeds)
         return self.lm_head(hidden)
 
@@ -70,7 +79,8 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
 
         ``state`` is the LSTM's ``(h, c)`` after the tokens read so far (None at the start).
         """
-        hidden, state = self.lstm(self.embed(tokens[:, None]), state)
+        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
+        hidden, state = self.lstm(self.token_embedding(tokens[:, None]), state)
         return self.lm_head(hidden[:, -1]), state
 
 
@@ -88,6 +98,9 @@ class SelfAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
+        check_int("d_model", d_model, 1)
+        check_int("n_heads", n_heads, 1)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.n_heads = n_heads
@@ -187,10 +200,15 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         answer_positions: list[int] | None = None,
     ) -> None:
         super().__init__()
-        if answer_positions is None:
-            answer_positions = list(range(1, seq_len))
-        if not answer_positions or not all(0 < p < seq_len for p in answer_positions):
-            raise ValueError(f"answer_positions must be non-empty and lie in [1, {seq_len}), got {answer_positions}")
+        check_int("vocab_size", vocab_size, 2)
+        check_int("seq_len", seq_len, 2)
+        check_int("d_model", d_model, 1)
+        check_int("n_layers", n_layers, 1)
+        check_int("n_heads", n_heads, 1)
+        check_int("ff_dim", ff_dim, 1)
+        check_number("dropout", dropout, 0, 1, high_open=True)
+        check_choice("head", head, ENERGY_HEADS)
+        answer_positions = _check_answer_positions(answer_positions, seq_len)
         self.config = {
             "vocab_size": vocab_size, "seq_len": seq_len, "d_model": d_model, "n_layers": n_layers,
             "n_heads": n_heads, "ff_dim": ff_dim, "dropout": dropout, "head": head,
@@ -210,8 +228,9 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         self.head = head
 
     @classmethod
-    def for_task(cls, task, **kwargs) -> "TransformerEnergy":
+    def for_task(cls, task: AdditionTask, **kwargs) -> "TransformerEnergy":
         """A model sized for ``task`` whose ``lm_nll`` head reads the answer (c) digits."""
+        check_task(task)
         return cls(task.vocab_size, task.seq_len, answer_positions=list(task.c_positions), **kwargs)
 
     @property
@@ -220,25 +239,17 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
 
     @head.setter
     def head(self, value: str) -> None:
-        if value not in ENERGY_HEADS:
-            raise ValueError(f"head must be one of {ENERGY_HEADS}, got {value!r}")
-        self._head = value
+        self._head = check_choice("head", value, ENERGY_HEADS)
         self.config["head"] = value
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token embeddings ``(B, T, d_model)`` (positions are added in ``forward_embeds``)."""
-        return self.token_embedding(tokens)
+        return self.token_embedding(check_token_ids("tokens", tokens, self.config["vocab_size"]))
 
     def hidden_states(self, embeds: torch.Tensor, causal: bool) -> torch.Tensor:
-        """Final-layer states ``(B, T, d_model)`` of token embeddings plus learned positions."""
-        self._check_embeds(embeds)
-        return self._run_blocks(embeds, causal)[0]
-
-    def _check_embeds(self, embeds: torch.Tensor) -> None:
-        if embeds.dim() != 3 or embeds.shape[1] > self.position_embedding.num_embeddings:
-            raise ValueError(
-                f"embeds must be (B, T<={self.position_embedding.num_embeddings}, D), got {tuple(embeds.shape)}"
-            )
+        """Final-layer states ``(B, T, d_model)``, T <= seq_len, of embeddings plus positions."""
+        _check_embeds(embeds, self.config["d_model"], self.config["seq_len"], at_most=True)
+        return self._run_blocks(embeds, check_bool("causal", causal))[0]
 
     def _run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
                     start: int = 0) -> tuple[torch.Tensor, list[KeysValues]]:
@@ -259,8 +270,13 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
 
         ``state`` holds the position and every block's keys and values so far (None at the start).
         """
+        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
         start, past = state if state is not None else (0, None)
-        states, keys_values = self._run_blocks(self.embed(tokens[:, None]), causal=True, past=past, start=start)
+        if start >= self.config["seq_len"]:
+            raise ValueError(f"tokens: the model reads at most seq_len={self.config['seq_len']} "
+                             f"tokens, and state holds {start} already")
+        states, keys_values = self._run_blocks(self.token_embedding(tokens[:, None]), causal=True,
+                                               past=past, start=start)
         if past is not None:
             keys_values = [(torch.cat([pk, k], dim=-2), torch.cat([pv, v], dim=-2))
                            for (pk, pv), (k, v) in zip(past, keys_values)]
@@ -272,26 +288,46 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         ``tokens`` may also be one-hot vectors ``(B, T, V)`` (float): the NLL is then linear in them, so the
         gradient of E with respect to them is the exact effect of changing a target (first-order token scores).
         """
-        return self._energy(embeds, tokens, keep_cache=False)[0]
+        return self._energy(*self._check_energy_inputs(embeds, tokens), keep_cache=False)[0]
 
     def energy_and_cache(self, embeds: torch.Tensor, tokens: torch.Tensor
                          ) -> tuple[torch.Tensor, PrefixCache | None]:
         """E(x) as ``energy_from_embeds``, plus (causal heads only) a detached ``PrefixCache`` of this pass."""
-        return self._energy(embeds, tokens, keep_cache=True)
+        return self._energy(*self._check_energy_inputs(embeds, tokens), keep_cache=True)
+
+    def _check_energy_inputs(self, embeds: torch.Tensor, tokens: torch.Tensor | None
+                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(embeds, tokens)`` if embeds are ``(B, seq_len, d_model)`` and tokens are ids
+        ``(B, seq_len)`` or one-hot ``(B, seq_len, V)``, checked if given (``lm_nll`` needs
+        them)."""
+        _check_embeds(embeds, self.config["d_model"], self.config["seq_len"])
+        if tokens is None:
+            if self.head == "lm_nll":
+                raise ValueError("tokens must be given: head='lm_nll' needs the tokens, "
+                                 "energy_from_embeds(embeds, tokens)")
+            return embeds, None
+        vocab_size = self.config["vocab_size"]
+        if check_tensor("tokens", tokens).is_floating_point():  # one-hot targets
+            expected = (*embeds.shape[:2], vocab_size)
+        else:
+            check_token_ids("tokens", tokens, vocab_size, dims=(2,))
+            expected = tuple(embeds.shape[:2])
+        if tuple(tokens.shape) != expected:
+            raise ValueError(f"tokens {tuple(tokens.shape)} do not match embeds "
+                             f"{tuple(embeds.shape)}: expected ids {tuple(embeds.shape[:2])} "
+                             f"or one-hot {(*embeds.shape[:2], vocab_size)}")
+        return embeds, tokens
 
     def _energy(self, embeds: torch.Tensor, tokens: torch.Tensor | None, keep_cache: bool
                 ) -> tuple[torch.Tensor, PrefixCache | None]:
+        """E(x) (and the cache) from checked inputs."""
         if self.head == "mean":
-            return self.energy_readout(self.hidden_states(embeds, causal=False).mean(dim=1)).squeeze(-1), None
-        self._check_embeds(embeds)
+            states = self._run_blocks(embeds, causal=False)[0]
+            return self.energy_readout(states.mean(dim=1)).squeeze(-1), None
         states, keys_values = self._run_blocks(embeds, causal=True)
         energy = self.energy_readout(states[:, -1]).squeeze(-1)
         log_probs = None
         if self.head == "lm_nll":
-            if tokens is None:
-                raise ValueError("head='lm_nll' needs the tokens: energy_from_embeds(embeds, tokens)")
-            if tokens.shape[:2] != embeds.shape[:2]:
-                raise ValueError(f"tokens {tuple(tokens.shape)} do not match embeds {tuple(embeds.shape)}")
             log_probs = self._log_probs(states)
             if tokens.is_floating_point():  # one-hot targets (B, T, V)
                 nll = -(tokens[:, 1:] * log_probs[:, :-1]).sum(dim=-1)
@@ -319,11 +355,20 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         """
         if self.head == "mean":
             raise ValueError("head='mean' attends both ways: a substitution changes every position, nothing to reuse")
-        out = torch.empty(candidates.shape, dtype=cache.keys_values[0][0].dtype, device=candidates.device)
+        if not isinstance(cache, PrefixCache):
+            raise TypeError(f"cache must be a PrefixCache (from energy_and_cache), "
+                            f"got {type(cache).__name__}")
+        check_token_ids("candidates", candidates, self.config["vocab_size"], dims=(2,))
         length = cache.tokens.shape[1]
+        check_token_ids("positions", positions, length, dims=(1,))
+        check_int("max_tokens", max_tokens, 1)
+        if not len(positions) == len(candidates) == len(cache.tokens):
+            raise ValueError(f"positions and candidates must have one row per cached sequence "
+                             f"({len(cache.tokens)}), got {len(positions)} and {len(candidates)}")
+        out = torch.empty(candidates.shape, dtype=cache.keys_values[0][0].dtype, device=candidates.device)
         for p in positions.unique().tolist():
-            if not 0 < p < length:
-                raise ValueError(f"substitution position {p} outside 1..{length - 1}")
+            if p == 0:
+                raise ValueError("positions must lie in 1..T-1: position 0 has no prefix to reuse")
             rows = (positions == p).nonzero().squeeze(1)
             per_row = candidates.shape[1] * (length - p)
             for chunk in rows.split(max(1, max_tokens // per_row)):
@@ -349,5 +394,32 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         return energy
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
-        """E(x) ``(B,)`` for token ids ``(B, T)``; low on data."""
-        return self.energy_from_embeds(self.embed(tokens), tokens)
+        """E(x) ``(B,)`` for token ids ``(B, seq_len)``; low on data."""
+        config = self.config
+        tokens = check_token_ids("tokens", tokens, config["vocab_size"], config["seq_len"], (2,))
+        return self._energy(self.token_embedding(tokens), tokens, keep_cache=False)[0]
+
+
+def _check_embeds(embeds: torch.Tensor, width: int, length: int | None = None,
+                  at_most: bool = False) -> torch.Tensor:
+    """``embeds`` if floating ``(B, T, width)``, T = ``length`` (or <= with ``at_most``)."""
+    check_tensor("embeds", embeds, dims=(3,), floating=True)
+    T = embeds.shape[1]
+    wrong_length = length is not None and (T > length if at_most else T != length)
+    if embeds.shape[2] != width or wrong_length:
+        size = "T" if length is None else f"T{'<=' if at_most else '='}{length}"
+        raise ValueError(f"embeds must be (B, {size}, {width}), got {tuple(embeds.shape)}")
+    return embeds
+
+
+def _check_answer_positions(positions: Sequence[int] | None, seq_len: int) -> list[int]:
+    """The positions ``lm_nll`` sums (default: all after the first), each in [1, seq_len)."""
+    if positions is None:
+        return list(range(1, seq_len))
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not all(
+            isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in positions):
+        raise TypeError(f"answer_positions must be a list of int positions, got {positions!r}")
+    if not positions or not all(0 < p < seq_len for p in positions):
+        raise ValueError(f"answer_positions must be non-empty and lie in [1, {seq_len}), "
+                         f"got {list(positions)}")
+    return [int(p) for p in positions]

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_choice, check_int, check_tensor, check_token_ids, model_config
+
 
 @contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
@@ -74,20 +76,23 @@ def energy_and_gradient(energy_model: nn.Module, tokens: torch.Tensor, keep_cach
 
 def saliency_from_gradient(gradient: torch.Tensor, mask: torch.Tensor | None = None,
                            norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
-    """``(B, T)`` norms of the per-position gradients; ``-inf`` where ``mask`` is False."""
-    if norm not in ("l1", "l2"):
-        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    """``(B, T)`` norms of the gradients ``(B, T, D)``; ``-inf`` where ``mask`` is False."""
+    check_tensor("gradient", gradient, dims=(3,), floating=True)
+    check_choice("norm", norm, ("l1", "l2"))
     saliency = gradient.abs().sum(dim=-1) if norm == "l1" else gradient.norm(dim=-1)
     if mask is not None:
-        if mask.shape != saliency.shape or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor of shape {tuple(saliency.shape)}, got {mask.dtype} "
-                             f"{tuple(mask.shape)}")
+        if check_tensor("mask", mask).dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
+        if mask.shape != saliency.shape:
+            raise ValueError(f"mask must have the tokens' shape {tuple(saliency.shape)}, "
+                             f"got {tuple(mask.shape)}")
         saliency = saliency.masked_fill(~mask.to(saliency.device), float("-inf"))
     return saliency
 
 
 def embedding_table(energy_model: nn.Module, vocab_size: int, device: torch.device) -> torch.Tensor:
     """``(V, D)``: E_v for every token v, read through the model's ``embed``."""
+    check_int("vocab_size", vocab_size, 1)
     return energy_model.embed(torch.arange(vocab_size, device=device)).detach()
 
 
@@ -97,6 +102,8 @@ def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Te
 
     Computed in eval mode; the model's mode is restored.
     """
+    _check_tokens(energy_model, tokens)
+    check_choice("norm", norm, ("l1", "l2"))
     with evaluation_mode(energy_model):
         gradient = energy_and_gradient(energy_model, tokens).gradient
     return saliency_from_gradient(gradient, mask, norm)
@@ -112,7 +119,20 @@ def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor, toke
 
 def first_order_scores(energy_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for token v at position i."""
+    _check_tokens(energy_model, tokens)
     with evaluation_mode(energy_model):
         grads = energy_and_gradient(energy_model, tokens, target_gradient=True)
         table = embedding_table(energy_model, energy_model.config["vocab_size"], grads.embeds.device)
     return first_order_from_gradients(grads, table, tokens)
+
+
+def _check_tokens(energy_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``tokens`` if ``energy_model`` is an energy model and they are ids ``(B, T)`` of its
+    vocabulary and length, as far as its config tells (``TransformerEnergy``: ``seq_len``,
+    ``ToyEBM``: ``length``)."""
+    if not callable(getattr(energy_model, "energy_from_embeds", None)):
+        raise TypeError(f"energy_model must be an energy model (embed, energy_from_embeds), "
+                        f"got {type(energy_model).__name__}")
+    config = model_config(energy_model)
+    length = config.get("seq_len", config.get("length"))
+    return check_token_ids("tokens", tokens, config.get("vocab_size"), length, dims=(2,))

@@ -19,6 +19,9 @@ from typing import Literal, Sequence
 
 import torch
 
+from .checks import (check_bool, check_choice, check_int, check_model_fits, check_token_ids,
+                     seeded_generator)
+
 DIGITS = [str(d) for d in range(10)]
 BOS, EOS, PLUS, EQUALS = "<bos>", "<eos>", "+", "="
 _SYMBOL = re.compile(r"<bos>|<eos>|\S")
@@ -31,12 +34,9 @@ class AdditionTask:
     """
 
     def __init__(self, n_digits: int = 10) -> None:
-        if not isinstance(n_digits, int) or isinstance(n_digits, bool) or n_digits < 1:
-            raise ValueError(f"n_digits must be an int >= 1, got {n_digits!r}")
-        self.n_digits = n_digits
+        self.n_digits = n = check_int("n_digits", n_digits, 1)
         self.vocab: list[str] = DIGITS + [PLUS, EQUALS, BOS, EOS]
         self.token_id = {symbol: i for i, symbol in enumerate(self.vocab)}
-        n = n_digits
         # Layout: <bos> a(n) + b(n) = c(n+1) <eos>
         self.a_positions = range(1, 1 + n)
         self.plus_position = 1 + n
@@ -68,8 +68,10 @@ class AdditionTask:
         """
         if isinstance(text, str):
             return self._encode_one(text)
-        if not isinstance(text, Sequence) or len(text) == 0 or not all(isinstance(t, str) for t in text):
-            raise ValueError("encode expects a string or a non-empty list of strings")
+        if not isinstance(text, Sequence) or not all(isinstance(t, str) for t in text):
+            raise TypeError(f"text must be a string or a non-empty list of strings, got {text!r}")
+        if len(text) == 0:
+            raise ValueError("text must be a string or a non-empty list of strings, got []")
         return torch.stack([self._encode_one(t) for t in text])
 
     def _encode_one(self, text: str) -> torch.Tensor:
@@ -78,12 +80,13 @@ class AdditionTask:
             symbols = [BOS, *symbols, EOS]
         unknown = [s for s in symbols if s not in self.token_id]
         if unknown:
-            raise ValueError(f"unknown symbol {unknown[0]!r} in {text!r}; the vocabulary is {self.vocab}")
+            raise ValueError(f"text has an unknown symbol {unknown[0]!r} in {text!r}; "
+                             f"the vocabulary is {self.vocab}")
         if len(symbols) != self.seq_len:
-            raise ValueError(
-                f"wrong length: {text!r} has {len(symbols)} tokens, expected {self.seq_len} "
-                f"for n_digits={self.n_digits} (<bos> {self.n_digits} + {self.n_digits} = {self.n_digits + 1} <eos>)"
-            )
+            n = self.n_digits
+            raise ValueError(f"text has the wrong length: {text!r} has {len(symbols)} tokens, "
+                             f"expected {self.seq_len} for n_digits={n} "
+                             f"(<bos> {n} + {n} = {n + 1} <eos>)")
         return torch.tensor([self.token_id[s] for s in symbols], dtype=torch.long)
 
     def decode(self, tokens: torch.Tensor, strip: bool = False) -> str | list[str]:
@@ -91,6 +94,7 @@ class AdditionTask:
 
         ``decode`` and ``encode`` are exact inverses. ``strip=True`` drops ``<bos>``/``<eos>`` for display.
         """
+        check_bool("strip", strip)
         texts = []
         for row in self._batch(tokens).tolist():
             symbols = [self.vocab[t] for t in row]
@@ -100,20 +104,13 @@ class AdditionTask:
         return texts[0] if tokens.dim() == 1 else texts
 
     def check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Validate a ``(T,)`` or ``(B, T)`` integer tensor of token ids; returns it unchanged."""
-        if not isinstance(tokens, torch.Tensor):
-            raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
-        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-            raise ValueError(f"tokens must have an integer dtype (torch.long), got {tokens.dtype}")
-        if tokens.dim() not in (1, 2):
-            raise ValueError(f"tokens must have shape (T,) or (B, T), got {tuple(tokens.shape)}")
-        if tokens.shape[-1] != self.seq_len:
-            raise ValueError(
-                f"tokens have length {tokens.shape[-1]}, expected seq_len={self.seq_len} for n_digits={self.n_digits}"
-            )
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), got min {int(tokens.min())}, max {int(tokens.max())}")
-        return tokens
+        """``tokens`` if they are a ``(T,)`` or ``(B, T)`` integer tensor of this task's ids."""
+        return check_token_ids("tokens", tokens, self.vocab_size, self.seq_len)
+
+    def check_model(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` (the argument ``name``) if it was built for this task: its vocabulary, and
+        its length when it has a fixed one (another task's model: a ValueError naming both)."""
+        return check_model_fits(name, model, self.vocab_size, self.seq_len)
 
     def _batch(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens = self.check_tokens(tokens).long()
@@ -125,18 +122,19 @@ class AdditionTask:
 
         Pass ``seed`` or ``generator`` for reproducible draws (not both).
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        if seed is not None and generator is not None:
-            raise ValueError("pass seed or generator, not both")
-        if seed is not None:
-            generator = torch.Generator().manual_seed(seed)
+        n = check_int("n", n, 0)
+        generator = seeded_generator(seed, generator)
         a = torch.randint(0, 10, (n, self.n_digits), generator=generator)
         b = torch.randint(0, 10, (n, self.n_digits), generator=generator)
         return self.assemble(a, b, self.add_digits(a, b))
 
     def assemble(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Sequences from digit tensors ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
+        a = check_token_ids("a", a, 10, self.n_digits, dims=(2,))
+        b = check_token_ids("b", b, 10, self.n_digits, dims=(2,))
+        c = check_token_ids("c", c, 10, self.n_digits + 1, dims=(2,))
+        if not len(a) == len(b) == len(c):
+            raise ValueError(f"a, b and c must match in rows, got {len(a)}, {len(b)}, {len(c)}")
         tokens = self.format_template.repeat(a.shape[0], 1)
         tokens[:, self.a_positions] = a
         tokens[:, self.b_positions] = b
@@ -146,6 +144,11 @@ class AdditionTask:
     @staticmethod
     def add_digits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Column addition with carries: digits of ``a + b`` (B, n+1), most significant first."""
+        a = check_token_ids("a", a, 10, dims=(2,))
+        b = check_token_ids("b", b, 10, dims=(2,))
+        if a.shape != b.shape:
+            raise ValueError(f"a and b must have the same shape (B, n), got {tuple(a.shape)} and "
+                             f"{tuple(b.shape)}")
         carry = torch.zeros(a.shape[0], dtype=torch.long)
         columns = []
         for i in reversed(range(a.shape[1])):
@@ -187,13 +190,11 @@ class AdditionTask:
         the layout, not on the token values.
         """
         tokens = self._batch(tokens)
-        if positions == "digits":
+        if check_choice("positions", positions, ("digits", "answer")) == "digits":
             row = self.digit_slots.clone()
-        elif positions == "answer":
+        else:
             row = torch.zeros(self.seq_len, dtype=torch.bool)
             row[self.c_positions] = True
-        else:
-            raise ValueError(f"positions must be 'digits' or 'answer', got {positions!r}")
         return row.expand(tokens.shape[0], -1).clone()
 
     def position_labels(self) -> list[str]:
@@ -208,3 +209,10 @@ class AdditionTask:
             + [f"c{i}" for i in range(n + 1, 0, -1)]
             + [EOS]
         )
+
+
+def check_task(task: object) -> AdditionTask:
+    """``task`` if it is an ``AdditionTask``."""
+    if not isinstance(task, AdditionTask):
+        raise TypeError(f"task must be an AdditionTask, got {type(task).__name__}")
+    return task

@@ -234,7 +234,7 @@ def test_hidden_states_rejects_too_long_or_wrong_rank():
     model = small_transformer()
     with pytest.raises(ValueError, match="embeds must be"):
         model.hidden_states(torch.zeros(1, TASK.seq_len + 1, 16), causal=True)
-    with pytest.raises(ValueError, match="embeds must be"):
+    with pytest.raises(ValueError, match="embeds must have 3 dimensions"):
         model.hidden_states(torch.zeros(TASK.seq_len, 16), causal=True)
 
 

@@ -367,28 +367,29 @@ def test_encode_empty_list_and_non_strings():
     task = AdditionTask(2)
     with pytest.raises(ValueError, match="non-empty list of strings"):
         task.encode([])
-    with pytest.raises(ValueError, match="non-empty list of strings"):
+    with pytest.raises(TypeError, match="non-empty list of strings"):
         task.encode(["12+39=051", 5])
 
 
 @pytest.mark.parametrize("method", ["decode", "correctness", "is_well_formed", "digit_correct", "editable_mask"])
 @pytest.mark.parametrize(
-    "tokens, message",
+    "tokens, error, message",
     [
-        (torch.zeros(11, dtype=torch.float32), "integer dtype"),
-        (torch.zeros(11, dtype=torch.bool), "integer dtype"),
-        (torch.zeros(1, 2, 11, dtype=torch.long), "shape"),
-        (torch.zeros(12, dtype=torch.long), "length 12"),
-        (torch.zeros(3, 10, dtype=torch.long), "length 10"),
-        (torch.full((11,), 14, dtype=torch.long), "token ids must lie"),
-        (torch.full((2, 11), -1, dtype=torch.long), "token ids must lie"),
-        ([12, 1, 2, 10, 3, 9, 11, 0, 5, 1, 13], "torch.Tensor"),
+        (torch.zeros(11, dtype=torch.float32), TypeError, "integer token ids"),
+        (torch.zeros(11, dtype=torch.bool), TypeError, "integer token ids"),
+        (torch.zeros(1, 2, 11, dtype=torch.long), ValueError, "shape"),
+        (torch.zeros(12, dtype=torch.long), ValueError, r"length seq_len=11 .*shape \(12,\)"),
+        (torch.zeros(3, 10, dtype=torch.long), ValueError, r"length seq_len=11 .*shape \(3, 10\)"),
+        (torch.full((11,), 14, dtype=torch.long), ValueError, r"token ids in \[0, 14\)"),
+        (torch.full((2, 11), -1, dtype=torch.long), ValueError, r"token ids in \[0, 14\)"),
+        ([12, 1, 2, 10, 3, 9, 11, 0, 5, 1, 13], TypeError, "torch.Tensor"),
     ],
 )
-def test_bad_token_tensors(method, tokens, message):
-    """Every tensor-taking method rejects bad dtypes, ranks, lengths and ids with a descriptive ValueError."""
+def test_bad_token_tensors(method, tokens, error, message):
+    """Every tensor-taking method rejects bad dtypes, ranks, lengths and ids with a clear error
+    (TypeError for the wrong kind of argument, ValueError for one out of range)."""
     task = AdditionTask(2)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         getattr(task, method)(tokens)
 
 
@@ -399,13 +400,16 @@ def test_int32_tokens_accepted():
     assert task.decode(t.to(torch.uint8), strip=True) == "12+39=051"
 
 
-@pytest.mark.parametrize("n_digits", [0, -1, 2.5, "3", True, None])
-def test_bad_n_digits(n_digits):
-    with pytest.raises(ValueError, match="n_digits"):
+@pytest.mark.parametrize("n_digits, error", [
+    (0, ValueError), (-1, ValueError),
+    (2.5, TypeError), ("3", TypeError), (True, TypeError), (None, TypeError),
+])
+def test_bad_n_digits(n_digits, error):
+    with pytest.raises(error, match="n_digits"):
         AdditionTask(n_digits)
 
 
-@pytest.mark.parametrize("n", [-1, 2.0, True])
-def test_sample_bad_n(n):
-    with pytest.raises(ValueError, match="n must be"):
+@pytest.mark.parametrize("n, error", [(-1, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_sample_bad_n(n, error):
+    with pytest.raises(error, match="n must be"):
         AdditionTask(2).sample(n, seed=0)
