@@ -15,8 +15,9 @@ a position that failed to improve until some digit changes.
 Work skipped rather than only batched: the current token's energy is never recomputed; for a causal
 energy (heads ``eos`` and ``lm_nll``) a candidate differs from x only from i* on, so the keys and
 values of the prefix, and the NLL terms before i*, come from the gradient pass (``PrefixCache``); and
-once the greedy attack (current token a candidate, no tabu) leaves a whole batch unchanged, the
-remaining steps are copies of that step, since each would compute exactly the same thing.
+once the greedy attack (current token a candidate, no tabu) leaves a whole batch unchanged, it
+stops: every remaining step would compute exactly the same thing, so the trace records the steps
+up to that one (``AttackTrace`` repeats it on access) and memory follows the steps computed.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import check_bool, check_choice, check_int, check_token_ids
 from .saliency import (embedding_table, energy_and_gradient, evaluation_mode, first_order_from_gradients,
                        saliency_from_gradient)
-from .task import AdditionTask
+from .task import AdditionTask, check_task
 from .trace import AttackTrace
 
 DIGITS = torch.arange(10)
@@ -44,35 +46,22 @@ class DiscreteAttack:
     def __init__(self, energy_model: nn.Module, task: AdditionTask, steps: int, positions: str = "digits",
                  candidates: int | None = None, include_current: bool = True, tabu: bool = False,
                  batch_size: int | None = None) -> None:
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-        if positions not in ("digits", "answer"):
-            raise ValueError(f"positions must be 'digits' or 'answer', got {positions!r}")
-        if candidates is not None and (not isinstance(candidates, int) or isinstance(candidates, bool)
-                                       or not 1 <= candidates <= 9):
-            raise ValueError(f"candidates must be None or an int k in 1..9 (alternatives to the current digit), "
-                             f"got {candidates!r}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.energy_model, self.task, self.steps = energy_model, task, steps
-        self.positions, self.candidates = positions, candidates
+        check_attack_options(energy_model, task, steps, positions, candidates, include_current,
+                             tabu)
+        self.energy_model, self.task, self.steps = energy_model, task, int(steps)
+        self.positions = positions
+        self.candidates = None if candidates is None else int(candidates)
         self.include_current, self.tabu = include_current, tabu
-        self.batch_size = batch_size
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
 
     def attack(self, tokens: torch.Tensor) -> AttackTrace:
         """Run ``steps`` steps on ``tokens (B, T)`` (well-formed sequences); the trace lives on the CPU."""
-        tokens = self.task.check_tokens(tokens).long()
-        if tokens.dim() != 2:
-            raise ValueError(f"tokens must be a batch (B, T), got shape {tuple(tokens.shape)}")
-        malformed = (~self.task.is_well_formed(tokens)).nonzero().flatten().tolist()
-        if malformed:
-            raise ValueError(f"tokens must be well formed; rows {malformed[:10]} are not")
+        tokens = check_attack_tokens(self.task, tokens)
         device = next(self.energy_model.parameters()).device
         batch_size = self.batch_size or (4096 if device.type == "cuda" else 256)
         with evaluation_mode(self.energy_model):
-            parts = [self._attack_batch(chunk.to(device)) for chunk in tokens.split(batch_size)]
-        return AttackTrace(*(torch.cat([getattr(p, name) for p in parts], dim=1).cpu()
-                             for name in ("tokens", "energy", "position", "saliency", "candidate_energy")))
+            return AttackTrace.concatenate([self._attack_batch(chunk.to(device))
+                                            for chunk in tokens.split(batch_size)])
 
     def _attack_batch(self, x: torch.Tensor) -> AttackTrace:
         B, T = x.shape
@@ -117,19 +106,16 @@ class DiscreteAttack:
             states.append(x)
             if self.include_current and not self.tabu and torch.equal(x, states[-2]):
                 # Nothing moved, and without a tabu list the next step sees the same x, the same saliency
-                # and the same candidates: every remaining step repeats this one exactly.
-                for _ in range(self.steps - len(energies)):
-                    energies.append(energy)
-                    for values in history.values():
-                        values.append(values[-1])
-                    states.append(x)
+                # and the same candidates: every remaining step repeats this one exactly, as the
+                # trace assumes of its last recorded step.
                 break
         energies.append(energy if energy is not None else self._energy(x))  # after the last step
         return AttackTrace(
-            tokens=torch.stack(states), energy=torch.stack(energies),
-            position=_stack(history["position"], (0, B), torch.long, x.device),
-            saliency=_stack(history["saliency"], (0, B, T), table.dtype, x.device),
-            candidate_energy=_stack(history["candidate_energy"], (0, B, V), table.dtype, x.device),
+            torch.stack(states).cpu(), torch.stack(energies).cpu(),
+            _stack(history["position"], (0, B), torch.long, x.device).cpu(),
+            _stack(history["saliency"], (0, B, T), table.dtype, x.device).cpu(),
+            _stack(history["candidate_energy"], (0, B, V), table.dtype, x.device).cpu(),
+            steps=self.steps,
         )
 
     def _alternatives(self, grads, table: torch.Tensor, x: torch.Tensor, position: torch.Tensor,
@@ -161,6 +147,28 @@ class DiscreteAttack:
     @torch.no_grad()
     def _energy(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy_model.energy(x)
+
+
+def check_attack_options(energy_model: nn.Module, task: AdditionTask, steps: int, positions: str,
+                         candidates: int | None, include_current: bool, tabu: bool) -> None:
+    """The options of ``DiscreteAttack`` (and ``naive_attack``): each named when it is refused."""
+    check_task(task).check_model("energy_model", energy_model)
+    check_int("steps", steps, 0)
+    check_choice("positions", positions, ("digits", "answer"))
+    if candidates is not None:
+        check_int("candidates", candidates, 1, 9)  # alternatives to the current digit
+    check_bool("include_current", include_current)
+    check_bool("tabu", tabu)
+
+
+def check_attack_tokens(task: AdditionTask, tokens: torch.Tensor) -> torch.Tensor:
+    """``tokens`` as ``torch.long`` if they are a batch ``(B, T)`` of well-formed sequences."""
+    tokens = check_token_ids("tokens", tokens, task.vocab_size, task.seq_len, dims=(2,)).long()
+    malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
+    if malformed:
+        raise ValueError(f"tokens must be well formed (task.is_well_formed); "
+                         f"rows {malformed[:10]} are not")
+    return tokens
 
 
 def _stack(items: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:

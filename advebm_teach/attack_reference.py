@@ -13,26 +13,11 @@ import math
 import torch
 from torch import nn
 
+from .attack import check_attack_options, check_attack_tokens
 from .task import AdditionTask
 from .trace import AttackTrace
 
 N_DIGITS = 10  # the candidate tokens are the digits, token ids 0..9
-
-
-def _check_arguments(task, tokens, steps, positions, candidates) -> None:
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.shape[1] != task.seq_len:
-        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ValueError(f"tokens must have shape (B, {task.seq_len}), got {shape}")
-    if not bool(task.is_well_formed(tokens).all()):
-        raise ValueError("tokens must be well formed (task.is_well_formed): format tokens in place, digits in digit slots")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    if positions not in ("digits", "answer"):
-        raise ValueError(f"positions must be 'digits' or 'answer', got {positions!r}")
-    if candidates is not None and (
-        not isinstance(candidates, int) or isinstance(candidates, bool) or not 1 <= candidates <= N_DIGITS - 1
-    ):
-        raise ValueError(f"candidates must be None or an int k with 1 <= k <= {N_DIGITS - 1}, got {candidates!r}")
 
 
 def _energy_of_one(energy_model: nn.Module, x: torch.Tensor) -> float:
@@ -75,10 +60,10 @@ def naive_attack(
     whose step changed nothing until the sequence changes; with no position left the step is skipped
     (position -1).
     """
-    _check_arguments(task, tokens, steps, positions, candidates)
+    check_attack_options(energy_model, task, steps, positions, candidates, include_current, tabu)
     parameter = next(energy_model.parameters())
     device, dtype = parameter.device, parameter.dtype
-    tokens = tokens.to(device=device, dtype=torch.long)
+    tokens = check_attack_tokens(task, tokens).to(device)
     B, T = tokens.shape
     V = task.vocab_size
 

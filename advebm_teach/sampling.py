@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from .attack import DiscreteAttack
-from .task import AdditionTask
+from .checks import (check_bool, check_finite, check_int, check_positive, check_seed, check_tensor,
+                     check_token_ids, model_config, seeded_generator)
+from .task import AdditionTask, check_task
 
 
 @torch.no_grad()
@@ -31,14 +33,15 @@ def sample_lm(
     the same ``batch_size``: chunks consume the generator one after another, so another batch size
     draws other samples. Restores the model's train/eval mode.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
-    if not temperature > 0:  # also refuses NaN
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if seed is not None and generator is not None:
-        raise ValueError("pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(seed)
+    check_task(task).check_model("lm", lm)
+    if not callable(getattr(lm, "next_token_logits", None)):
+        raise TypeError(f"lm must be a language model with next_token_logits, "
+                        f"got {type(lm).__name__}")
+    n = check_int("n", n, 0)
+    temperature = check_positive("temperature", temperature)
+    check_bool("constrained", constrained)
+    batch_size = check_int("batch_size", batch_size, 1)
+    generator = seeded_generator(seed, generator)
     device = next(lm.parameters()).device
     was_training = lm.training
     lm.eval()
@@ -73,6 +76,8 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
 def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """``(B,)``: log P_LM(x) as constrained ``sample_lm`` draws x, the sum over digit slots t of
     log softmax over the digits of the logits of x_t given x_<t (format tokens are forced: probability 1)."""
+    check_task(task).check_model("lm", lm)
+    batch_size = check_int("batch_size", batch_size, 1)
     tokens = task.check_tokens(tokens).long().view(-1, task.seq_len)
     malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
     if malformed:
@@ -93,7 +98,15 @@ def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_s
 
 @torch.no_grad()
 def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """``(N,)``: E of every sequence, in eval mode and in chunks, on the CPU."""
+    """``(N,)``: E of every sequence ``(N, T)``, in eval mode and in chunks, on the CPU."""
+    if not callable(getattr(energy_model, "energy", None)):
+        raise TypeError(f"energy_model must be an energy model (with energy), "
+                        f"got {type(energy_model).__name__}")
+    config = model_config(energy_model)
+    check_token_ids("tokens", tokens, config.get("vocab_size"), config.get("seq_len"), dims=(2,))
+    batch_size = check_int("batch_size", batch_size, 1)
+    if len(tokens) == 0:
+        return torch.empty(0)
     device = next(energy_model.parameters()).device
     was_training = energy_model.training
     energy_model.eval()
@@ -106,10 +119,17 @@ def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int =
 def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidates: int,
                        generator: torch.Generator) -> torch.Tensor:
     """One sequence per row of ``pool (N, M, T)``, drawn among its first ``n_candidates`` with
-    self-normalised weights w_j = exp(-E_j) / sum_k exp(-E_k) (``pool_energy (N, M)``)."""
-    if not 1 <= n_candidates <= pool.shape[1]:
-        raise ValueError(f"n_candidates must lie in 1..{pool.shape[1]} (the pool's size), got {n_candidates}")
-    weights = torch.softmax(-pool_energy[:, :n_candidates].double(), dim=1)
+    self-normalised weights w_j = exp(-E_j) / sum_k exp(-E_k) (``pool_energy (N, M)``, finite)."""
+    check_token_ids("pool", pool, None, dims=(3,))
+    check_tensor("pool_energy", pool_energy, dims=(2,), floating=True)
+    if pool_energy.shape != pool.shape[:2]:
+        raise ValueError(f"pool_energy must have one energy per pooled sequence, "
+                         f"shape {tuple(pool.shape[:2])}, got {tuple(pool_energy.shape)}")
+    n_candidates = check_int("n_candidates", n_candidates, 1, pool.shape[1])
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    energies = check_finite("pool_energy", pool_energy[:, :n_candidates])  # else NaN weights
+    weights = torch.softmax(-energies.double(), dim=1)
     chosen = torch.multinomial(weights, 1, generator=generator).squeeze(1)
     return pool[torch.arange(len(pool)), chosen]
 
@@ -117,15 +137,23 @@ def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidat
 def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, n_candidates: int, n_out: int,
                         seed: int) -> torch.Tensor:
     """Residual-EBM generation: for each of ``n_out`` outputs draw ``n_candidates`` sequences from P_LM and keep
-    one with probability proportional to exp(-E) (self-normalised importance resampling of P_LM exp(-E))."""
-    if n_candidates < 1:
-        raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+    one with probability proportional to exp(-E) (self-normalised importance resampling of P_LM exp(-E)).
+
+    The candidates' energies must be finite: NaN or +-inf leaves no weights to draw with.
+    """
+    check_task(task).check_model("energy_model", energy_model)
+    n_candidates = check_int("n_candidates", n_candidates, 1)
+    n_out = check_int("n_out", n_out, 0)
+    seed = check_seed("seed", seed)
     pool = sample_lm(lm, task, n_out * n_candidates, seed=seed).view(n_out, n_candidates, task.seq_len)
     pool_energy = energies_of(energy_model, pool.flatten(0, 1)).view(n_out, n_candidates)
+    check_finite("energy_model's energies of the candidates", pool_energy)
     return resample_from_pool(pool, pool_energy, n_candidates, torch.Generator().manual_seed(seed + 1))
 
 
 def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int, seed: int,
                     **attack_options) -> torch.Tensor:
     """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps toward low energy."""
-    return DiscreteAttack(energy_model, task, steps, **attack_options).attack(sample_lm(lm, task, n, seed=seed)).final
+    attack = DiscreteAttack(energy_model, task, steps, **attack_options)  # options checked first
+    return attack.attack(sample_lm(lm, task, n, seed=check_seed("seed", seed))).final
+

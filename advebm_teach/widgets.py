@@ -7,7 +7,6 @@ trace to show and moves the displayed figures to them.
 
 from __future__ import annotations
 
-from numbers import Integral
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -16,8 +15,10 @@ import plotly.graph_objects as go
 import torch
 
 from . import plots
+from .checks import (check_bool, check_choice, check_int, check_number, check_positive,
+                     check_token_ids)
 from .notebook import on_colab
-from .task import AdditionTask
+from .task import AdditionTask, check_task
 from .trace import AttackTrace
 
 #: The plots of an ``AttackStepper``, in the order they appear (top to bottom, left to right), and their widths
@@ -44,7 +45,7 @@ class AttackStepper:
                  figure_widget: bool | None = None) -> None:
         self.trace = _check_trace(trace, task)
         self.task = task
-        self._figure_widget = (not on_colab()) if figure_widget is None else bool(figure_widget)
+        self._figure_widget = _figure_widget(figure_widget)
         self._sequence = self._check_sequence(sequence)
         self._step = 0
         self._labels = task.position_labels()
@@ -115,10 +116,7 @@ class AttackStepper:
 
     def show_step(self, step: int) -> None:
         """Show step ``step`` (0 .. S, see the class docstring); moves the slider too."""
-        if isinstance(step, bool) or not isinstance(step, Integral) or not 0 <= step <= self.trace.steps:
-            raise ValueError(f"step must be an int in [0, {self.trace.steps}] "
-                             f"(the trace has {self.trace.steps} steps), got {step!r}")
-        step = int(step)
+        step = check_int("step", step, 0, self.trace.steps)
         self.play.value = step  # in a browser, jslink keeps play and slider together; here we set both
         self.step_slider.value = step  # -> _on_step -> _update (when it changes; else it is shown already)
 
@@ -192,11 +190,7 @@ class AttackStepper:
         self._update()
 
     def _check_sequence(self, sequence: int) -> int:
-        batch = self.trace.tokens.shape[1]
-        if isinstance(sequence, bool) or not isinstance(sequence, Integral) or not 0 <= sequence < batch:
-            raise ValueError(f"sequence must be an int in [0, {batch - 1}] "
-                             f"(the trace holds {batch} sequences), got {sequence!r}")
-        return int(sequence)
+        return check_int("sequence", sequence, 0, len(self.trace.final) - 1)
 
 
 class FigurePanel:
@@ -237,6 +231,11 @@ class FigurePanel:
             self._views[name].outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
+def _figure_widget(value: bool | None) -> bool:
+    """Whether to show ``FigureWidget``s: ``value``, or when None everywhere but on Colab."""
+    return not on_colab() if value is None else check_bool("figure_widget", value)
+
+
 def _move_figure(shown: go.FigureWidget, fresh: go.Figure) -> None:
     """Make the displayed ``shown`` look like ``fresh`` by setting properties, in one batch.
 
@@ -259,29 +258,22 @@ def _copy_properties(target: Any, values: dict, skip: set[str]) -> None:
 
 
 def _check_trace(trace: AttackTrace, task: AdditionTask) -> AttackTrace:
-    """The shapes of ``AttackTrace``'s docstring, with T and V those of ``task``."""
+    """``trace`` (on the CPU) if its sequences are ``task``'s, of its length T and vocabulary V
+    (``AttackTrace`` checks its own shapes)."""
     if not isinstance(trace, AttackTrace):
-        raise ValueError(f"trace must be an AttackTrace, got {type(trace).__name__}")
-    if not isinstance(task, AdditionTask):
-        raise ValueError(f"task must be an AdditionTask, got {type(task).__name__}")
-    if trace.tokens.dim() != 3:
-        raise ValueError(f"trace.tokens must have shape (S+1, B, T), got {tuple(trace.tokens.shape)}")
-    s1, batch, length = trace.tokens.shape
-    steps = s1 - 1
+        raise TypeError(f"trace must be an AttackTrace, got {type(trace).__name__}")
+    check_task(task)
+    batch, length = trace.final.shape
     if length != task.seq_len:
-        raise ValueError(f"trace.tokens has sequence length {length}, but the task's seq_len is {task.seq_len} "
-                         f"(n_digits={task.n_digits}): trace and task do not match")
+        raise ValueError(f"trace.tokens has sequence length {length}, but the task's seq_len is "
+                         f"{task.seq_len} (n_digits={task.n_digits}): trace and task do not match")
     if batch < 1:
         raise ValueError("trace.tokens holds no sequence (B = 0)")
-    expected = {
-        "energy": (s1, batch), "position": (steps, batch), "saliency": (steps, batch, length),
-        "candidate_energy": (steps, batch, task.vocab_size),
-    }
-    for name, shape in expected.items():
-        got = tuple(getattr(trace, name).shape)
-        if got != shape:
-            raise ValueError(f"trace.{name} has shape {got}, expected {shape} for S={steps} steps, B={batch}, "
-                             f"T={length}, V={task.vocab_size} (the task's vocabulary)")
+    got = tuple(trace.candidate_energy.shape)
+    if got[-1] != task.vocab_size:
+        expected = (*got[:2], task.vocab_size)
+        raise ValueError(f"trace.candidate_energy has shape {got}, expected {expected} "
+                         f"for V={task.vocab_size} (the task's vocabulary)")
     if trace.tokens.numel() and (int(trace.tokens.min()) < 0 or int(trace.tokens.max()) >= task.vocab_size):
         raise ValueError(f"trace.tokens holds ids outside the task's vocabulary [0, {task.vocab_size})")
     if trace.position.numel() and (int(trace.position.min()) < -1 or int(trace.position.max()) >= length):
@@ -309,19 +301,20 @@ class PerturbationExplorer:
     def __init__(self, objective: Any, labels: list[str], symbols: list[list[str]], epsilon: float = 0.05,
                  steps: int = 5, method: str = "PGD", max_epsilon: float = 0.2, max_steps: int = 20,
                  figure_widget: bool | None = None) -> None:
+        if not all(callable(getattr(objective, name, None)) for name in ("embed", "loss_fn")):
+            raise TypeError(f"objective must be a perturb.Objective, "
+                            f"got {type(objective).__name__}")
+        max_epsilon = check_positive("max_epsilon", max_epsilon)
+        epsilon = check_number("epsilon", epsilon, 0, max_epsilon, low_open=True)
+        steps = check_int("steps", steps, 1, check_int("max_steps", max_steps, 1))
+        check_choice("method", method, self.METHODS)
+        self._figure_widget = _figure_widget(figure_widget)
         self.objective = objective
         self._embeds = objective.embed().detach()
         self.labels, self.symbols = list(labels), [list(row) for row in symbols]
         if len(self.symbols) != self._embeds.shape[0] or any(len(row) != self._embeds.shape[1] for row in self.symbols):
             raise ValueError(f"symbols must be {self._embeds.shape[0]} rows of {self._embeds.shape[1]} tokens "
                              "(one per embedded position)")
-        if method not in self.METHODS:
-            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
-        if not 0 < epsilon <= max_epsilon:
-            raise ValueError(f"epsilon must lie in (0, max_epsilon={max_epsilon}], got {epsilon!r}")
-        if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= max_steps:
-            raise ValueError(f"steps must be an int in [1, max_steps={max_steps}], got {steps!r}")
-        self._figure_widget = (not on_colab()) if figure_widget is None else bool(figure_widget)
         self.epsilon_slider = widgets.FloatSlider(value=epsilon, min=max_epsilon / 40, max=max_epsilon,
                                                   step=max_epsilon / 40, description="eps", continuous_update=False)
         self.steps_slider = widgets.IntSlider(value=int(steps), min=1, max=max_steps, description="PGD steps",
@@ -344,6 +337,9 @@ class PerturbationExplorer:
         """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many ``negatives``."""
         from .perturb_experiment import classifier_objective
 
+        check_task(task).check_model("energy_model", energy_model)
+        check_token_ids("data", data, task.vocab_size, task.seq_len, dims=(2,))
+        check_token_ids("negatives", negatives, task.vocab_size, task.seq_len, dims=(2,))
         tokens = torch.cat([data, negatives])
         symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
         return cls(classifier_objective(energy_model, data, negatives), task.position_labels(), symbols, **kwargs)
@@ -369,18 +365,12 @@ class PerturbationExplorer:
     def set(self, epsilon: float | None = None, steps: int | None = None, method: str | None = None) -> None:
         """Move the controls (and so the plots), as a student dragging them would."""
         if epsilon is not None:
-            if not self.epsilon_slider.min <= epsilon <= self.epsilon_slider.max:
-                raise ValueError(f"epsilon must lie in [{self.epsilon_slider.min}, {self.epsilon_slider.max}], "
-                                 f"got {epsilon!r}")
-            self.epsilon_slider.value = epsilon
+            bounds = self.epsilon_slider.min, self.epsilon_slider.max
+            self.epsilon_slider.value = check_number("epsilon", epsilon, *bounds)
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= self.steps_slider.max:
-                raise ValueError(f"steps must be an int in [1, {self.steps_slider.max}], got {steps!r}")
-            self.steps_slider.value = int(steps)
+            self.steps_slider.value = check_int("steps", steps, 1, self.steps_slider.max)
         if method is not None:
-            if method not in self.METHODS:
-                raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
-            self.method_picker.value = method
+            self.method_picker.value = check_choice("method", method, self.METHODS)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -321,8 +321,8 @@ def test_paper_attack_repeats_a_position_after_a_no_change_step():
 
 
 def test_a_greedy_attack_that_stalls_everywhere_stops_computing_and_still_matches_naive(monkeypatch):
-    """The paper's attack on P_LM samples: every sequence stops moving within a few steps; the steps after
-    that are copied, not computed, and the whole trace still equals the naive reference's."""
+    """The paper's attack on P_LM samples: every sequence stops moving within a few steps; the
+    steps after that are neither computed nor stored, and the trace still equals the reference's."""
     from advebm_teach import attack as attack_module
 
     model, x, steps = shipped_model(), plm_samples(4, seed=0), 15
@@ -333,6 +333,42 @@ def test_a_greedy_attack_that_stalls_everywhere_stops_computing_and_still_matche
     assert_same_trace(trace, naive_attack(model, SHIPPED_TASK, x, steps), rtol=1e-4, atol=1e-4)
     last_move = int(trace.changed.any(dim=1).nonzero().max())
     assert len(passes) == last_move + 2 < steps  # the steps up to the last move, and one that moves nothing
+    assert trace.recorded_steps == last_move + 2
+
+
+def test_a_million_greedy_steps_store_only_the_steps_computed():
+    """Chunks of 2 sequences stop at different steps; the trace stores the steps up to the longest
+    chunk's and stands for all 10**6 (each chunk's last step repeats), read back as the reference."""
+    model = small_model(0, "eos")
+    x = corrupted(TASK, 6, seed=1)
+    stops = [batched(model, TASK, x[i : i + 2], 50).recorded_steps for i in range(0, 6, 2)]
+    assert len(set(stops)) > 1 and max(stops) < 30
+    many = batched(model, TASK, x, 10**6, batch_size=2)
+    assert many.steps == 10**6 and many.recorded_steps == max(stops)
+    few = batched(model, TASK, x, 30, batch_size=2)
+    assert few.recorded_steps == max(stops)
+    assert_same_trace(few, naive_attack(model, TASK, x, 30), rtol=1e-9, atol=1e-10)
+    assert torch.equal(many.final, few.final) and torch.equal(many.final, few.tokens[-1])
+    changed = many.changed
+    assert changed.shape == (10**6, 6) and torch.equal(changed[:30], few.changed)
+    assert not changed[30:].any()
+
+
+def test_a_trace_repeats_its_last_recorded_step():
+    """From R recorded steps for S > R steps, every field reads as if the R-th had been copied."""
+    full = batched(small_model(0, "eos"), TASK, corrupted(TASK, 3, seed=1), 12)
+    recorded = full.recorded_steps
+    assert recorded < 12 and not full.changed[recorded - 1 :].any()
+    record = [getattr(full, name)[: recorded + (name in ("tokens", "energy"))] for name in FIELDS]
+    short = AttackTrace(*record, steps=12)
+    for name in FIELDS:
+        assert torch.equal(getattr(short, name), getattr(full, name)), name
+    assert short.steps == 12 and torch.equal(short.changed, full.changed)
+    assert torch.equal(short.final, full.final)
+    with pytest.raises(ValueError, match="steps"):
+        AttackTrace(*record, steps=recorded - 1)
+    with pytest.raises(ValueError, match=r"position has shape"):
+        AttackTrace(*record[:2], full.position[:2], *record[3:])
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -379,22 +415,22 @@ def call(impl, model, task, x, steps=2, **options):
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize(
-    "change, match",
+    "change, error, match",
     [
-        (dict(steps=-1), "steps"),
-        (dict(steps=1.5), "steps"),
-        (dict(steps="3"), "steps"),
-        (dict(positions="all"), "positions"),
-        (dict(positions="c"), "positions"),
-        (dict(candidates=0), "candidates"),
-        (dict(candidates=10), "candidates"),
-        (dict(candidates=-2), "candidates"),
-        (dict(candidates=2.5), "candidates"),
+        (dict(steps=-1), ValueError, "steps"),
+        (dict(steps=1.5), TypeError, "steps"),
+        (dict(steps="3"), TypeError, "steps"),
+        (dict(positions="all"), ValueError, "positions"),
+        (dict(positions="c"), ValueError, "positions"),
+        (dict(candidates=0), ValueError, "candidates"),
+        (dict(candidates=10), ValueError, "candidates"),
+        (dict(candidates=-2), ValueError, "candidates"),
+        (dict(candidates=2.5), TypeError, "candidates"),
     ],
 )
-def test_bad_options_raise(impl, change, match):
+def test_bad_options_raise(impl, change, error, match):
     model = small_model(0, "mean")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         call(impl, model, TASK, corrupted(TASK, 2, seed=0), **change)
 
 

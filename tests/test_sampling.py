@@ -132,8 +132,8 @@ def test_bad_arguments():
     lm = untrained_lstm()
     with pytest.raises(ValueError, match="not both"):
         sample_lm(lm, TASK, 4, seed=1, generator=torch.Generator())
-    for n in (-1, 2.0, True):
-        with pytest.raises(ValueError, match="n must be"):
+    for n, error in ((-1, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n must be"):
             sample_lm(lm, TASK, n)
     for temperature in (0, 0.0, -0.5):
         with pytest.raises(ValueError, match="temperature"):

@@ -198,19 +198,21 @@ def _walk(widget):
         yield from _walk(child)
 
 
-@pytest.mark.parametrize("step", [-1, 4, 1.0, True, "2"])
-def test_a_step_out_of_range_is_refused(step):
+@pytest.mark.parametrize("step, error", [
+    (-1, ValueError), (4, ValueError), (1.0, TypeError), (True, TypeError), ("2", TypeError),
+])
+def test_a_step_out_of_range_is_refused(step, error):
     stepper = AttackStepper(fake_trace(steps=3), TASK)
-    with pytest.raises(ValueError, match=r"step must be an int in \[0, 3\]"):
+    with pytest.raises(error, match=r"step must be an int in \[0, 3\]"):
         stepper.show_step(step)
     assert stepper.step == 0
 
 
-@pytest.mark.parametrize("sequence", [-1, 2, True])
-def test_a_sequence_out_of_range_is_refused(sequence):
-    with pytest.raises(ValueError, match=r"sequence must be an int in \[0, 1\]"):
+@pytest.mark.parametrize("sequence, error", [(-1, ValueError), (2, ValueError), (True, TypeError)])
+def test_a_sequence_out_of_range_is_refused(sequence, error):
+    with pytest.raises(error, match=r"sequence must be an int in \[0, 1\]"):
         AttackStepper(fake_trace(batch=2), TASK, sequence=sequence)
-    with pytest.raises(ValueError, match="sequence must be"):
+    with pytest.raises(error, match="sequence must be"):
         AttackStepper(fake_trace(batch=2), TASK).show_sequence(sequence)
 
 
@@ -221,10 +223,10 @@ def test_a_trace_that_does_not_fit_the_task_is_refused():
     short_vocab = AttackTrace(trace.tokens, trace.energy, trace.position, trace.saliency, trace.candidate_energy[..., :10])
     with pytest.raises(ValueError, match=r"trace.candidate_energy has shape \(3, 2, 10\), expected \(3, 2, 14\)"):
         AttackStepper(short_vocab, TASK)
-    one_step_short = AttackTrace(trace.tokens, trace.energy, trace.position[:2], trace.saliency, trace.candidate_energy)
-    with pytest.raises(ValueError, match=r"trace.position has shape \(2, 2\), expected \(3, 2\)"):
-        AttackStepper(one_step_short, TASK)
-    with pytest.raises(ValueError, match="trace must be an AttackTrace"):
+    with pytest.raises(ValueError, match=r"position has shape \(2, 2\), expected \(3, 2\)"):
+        AttackTrace(trace.tokens, trace.energy, trace.position[:2], trace.saliency,  # refused
+                    trace.candidate_energy)
+    with pytest.raises(TypeError, match="trace must be an AttackTrace"):
         AttackStepper(trace.tokens, TASK)
 
 
