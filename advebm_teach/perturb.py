@@ -31,42 +31,40 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 
+from .checks import (check_bool, check_callable, check_choice, check_finite, check_generator,
+                     check_int, check_positive, check_tensor, check_token_ids)
+
 Norm = Literal["l2", "linf"]
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 _TINY = 1e-12
 
 
 # ---------------------------------------------------------------------- checks
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(value: int, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 def _check_embeds(embeds: torch.Tensor) -> torch.Tensor:
-    if not isinstance(embeds, torch.Tensor):
-        raise TypeError(f"embeds must be a torch.Tensor, got {type(embeds).__name__}")
-    if not embeds.is_floating_point() or embeds.dim() < 2:
-        raise ValueError(f"embeds must be a floating-point (B, ..., D) tensor, got {embeds.dtype} {tuple(embeds.shape)}")
+    if check_tensor("embeds", embeds, floating=True).dim() < 2:
+        raise ValueError(f"embeds must be a (B, ..., D) tensor, got shape {tuple(embeds.shape)}")
     return embeds
 
 
 def _check_norm(norm: str) -> str:
-    if norm not in ("l2", "linf"):
-        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}")
-    return norm
+    return check_choice("norm", norm, ("l2", "linf"))
 
 
 def _check_loss(loss: torch.Tensor) -> torch.Tensor:
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        raise ValueError(f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+    if loss.dim() != 0:
+        raise ValueError(f"loss_fn must return a scalar tensor, got shape {tuple(loss.shape)}")
     return loss
+
+
+def _check_loss_fn(loss_fn: LossFn) -> LossFn:
+    return check_callable("loss_fn", loss_fn, "a function loss_fn(embeds) -> scalar loss")
+
+
+def _check_gradient(gradient: torch.Tensor) -> torch.Tensor:
+    """A NaN or infinite gradient would give a NaN (or, through sign, a zero) perturbation."""
+    return check_finite("loss_fn's gradient with respect to the embeddings", gradient)
 
 
 # ---------------------------------------------------------------------- the geometry of the ball
@@ -77,6 +75,7 @@ def per_example_norm(x: torch.Tensor) -> torch.Tensor:
 
 def ascent_direction(gradient: torch.Tensor, norm: Norm = "l2") -> torch.Tensor:
     """The steepest-ascent unit step for the ball: g_b / ||g_b||_2 per example (L2), or sign(g) (L-inf)."""
+    check_tensor("gradient", gradient, floating=True)
     if _check_norm(norm) == "linf":
         return gradient.sign()
     return gradient / per_example_norm(gradient).clamp_min(_TINY)
@@ -84,7 +83,8 @@ def ascent_direction(gradient: torch.Tensor, norm: Norm = "l2") -> torch.Tensor:
 
 def project(delta: torch.Tensor, epsilon: float, norm: Norm = "l2") -> torch.Tensor:
     """Proj onto {||delta_b|| <= eps} for every example b: rescale (L2) or clip each entry (L-inf)."""
-    epsilon = _check_positive(epsilon, "epsilon")
+    check_tensor("delta", delta, floating=True)
+    epsilon = check_positive("epsilon", epsilon)
     if _check_norm(norm) == "linf":
         return delta.clamp(-epsilon, epsilon)
     return delta * (epsilon / per_example_norm(delta).clamp_min(_TINY)).clamp(max=1.0)
@@ -92,13 +92,16 @@ def project(delta: torch.Tensor, epsilon: float, norm: Norm = "l2") -> torch.Ten
 
 def ascend(delta: torch.Tensor, gradient: torch.Tensor, alpha: float, epsilon: float, norm: Norm = "l2") -> torch.Tensor:
     """One projected ascent step: Proj_eps(delta + alpha * ascent_direction(g))."""
-    return project(delta + _check_positive(alpha, "alpha") * ascent_direction(gradient, norm), epsilon, norm)
+    step = check_positive("alpha", alpha) * ascent_direction(gradient, norm)
+    return project(delta + step, epsilon, norm)
 
 
 def random_in_ball(like: torch.Tensor, epsilon: float, norm: Norm = "l2",
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """A uniform draw from the eps-ball of each example (L2: uniform in the ball; L-inf: uniform in the cube)."""
-    epsilon = _check_positive(epsilon, "epsilon")
+    check_tensor("like", like, floating=True)
+    epsilon = check_positive("epsilon", epsilon)
+    check_generator("generator", generator)
     device = generator.device if generator is not None else like.device
     if _check_norm(norm) == "linf":
         sample = (torch.rand(like.shape, generator=generator, device=device, dtype=like.dtype) * 2 - 1) * epsilon
@@ -112,15 +115,16 @@ def random_in_ball(like: torch.Tensor, epsilon: float, norm: Norm = "l2",
 # ---------------------------------------------------------------------- adversaries: loss_fn, embeds -> delta
 def embedding_gradient(loss_fn: LossFn, embeds: torch.Tensor) -> torch.Tensor:
     """g = grad_e L at ``embeds``: one forward and one backward pass to the input (parameters get no gradient)."""
+    _check_loss_fn(loss_fn)
     point = _check_embeds(embeds).detach().requires_grad_(True)
     with torch.enable_grad():
         (gradient,) = torch.autograd.grad(_check_loss(loss_fn(point)), point)
-    return gradient
+    return _check_gradient(gradient)
 
 
 def fgsm(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float) -> torch.Tensor:
     """FGSM: delta = eps sign(grad_e L), the best first-order step in the L-inf ball. One pass."""
-    epsilon = _check_positive(epsilon, "epsilon")
+    epsilon = check_positive("epsilon", epsilon)
     return epsilon * embedding_gradient(loss_fn, embeds).sign()
 
 
@@ -129,7 +133,7 @@ def fgm(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float) -> torch.Tensor:
 
     ||delta_b|| = eps exactly (0 where the gradient vanishes).
     """
-    epsilon = _check_positive(epsilon, "epsilon")
+    epsilon = check_positive("epsilon", epsilon)
     return epsilon * ascent_direction(embedding_gradient(loss_fn, embeds), "l2")
 
 
@@ -140,9 +144,13 @@ def pgd(loss_fn: LossFn, embeds: torch.Tensor, epsilon: float, alpha: float, ste
     delta_0 = 0, or uniform in the ball with ``random_start`` (drawn from ``generator``). ``steps`` passes;
     every iterate lies in the eps-ball.
     """
+    _check_loss_fn(loss_fn)
     _check_embeds(embeds)
-    epsilon, alpha, steps = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha"), _check_count(steps, "steps")
+    epsilon, alpha = check_positive("epsilon", epsilon), check_positive("alpha", alpha)
+    steps = check_int("steps", steps, 1)
     _check_norm(norm)
+    check_bool("random_start", random_start)
+    check_generator("generator", generator)
     embeds = embeds.detach()
     delta = random_in_ball(embeds, epsilon, norm, generator) if random_start else torch.zeros_like(embeds)
     for _ in range(steps):
@@ -156,15 +164,20 @@ def embedding_matrix_fgm(loss_fn: LossFn, embeds: torch.Tensor, tokens: torch.Te
     Every occurrence of a token gets the same perturbation, and eps bounds the whole table's (so the batch's)
     perturbation, not each example's. Computed on the seam: the table itself is never touched. One pass.
     """
-    epsilon = _check_positive(epsilon, "epsilon")
-    if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.shape != embeds.shape[:-1]:
-        raise ValueError(f"tokens must be a torch.long tensor of shape {tuple(embeds.shape[:-1])} (embeds without D), "
-                         f"got {getattr(tokens, 'dtype', type(tokens).__name__)} {tuple(getattr(tokens, 'shape', ()))}")
+    epsilon = check_positive("epsilon", epsilon)
+    _check_embeds(embeds)
+    check_token_ids("tokens", tokens, None, dims=None)
+    if tokens.shape != embeds.shape[:-1]:
+        raise ValueError(f"tokens must have the shape of embeds without D, "
+                         f"{tuple(embeds.shape[:-1])}, "
+                         f"got {tuple(tokens.shape)}")
     return table_perturbation(embedding_gradient(loss_fn, embeds), tokens, epsilon)
 
 
 def table_perturbation(gradient: torch.Tensor, tokens: torch.Tensor, epsilon: float) -> torch.Tensor:
     """(eps G / ||G||_F)[tokens], where G[v] = sum of ``gradient`` over the positions holding token v (= grad_W L)."""
+    epsilon = check_positive("epsilon", epsilon)
+    check_token_ids("tokens", tokens, None, dims=None)
     table = gradient.new_zeros(int(tokens.max()) + 1, gradient.shape[-1])
     table.index_add_(0, tokens.flatten(), gradient.reshape(-1, gradient.shape[-1]))
     return (epsilon * table / table.norm().clamp_min(_TINY))[tokens]
@@ -176,6 +189,7 @@ def loss_and_gradient_penalty(loss_fn: LossFn, embeds: torch.Tensor) -> tuple[to
     ``embeds`` should be the model's embedding output (still attached to the table); a tensor that does not
     require grad is taken as a constant input.
     """
+    _check_loss_fn(loss_fn)
     _check_embeds(embeds)
     if not embeds.requires_grad:
         embeds = embeds.detach().requires_grad_(True)
@@ -192,6 +206,8 @@ def gradient_penalty(loss_fn: LossFn, embeds: torch.Tensor) -> torch.Tensor:
 
 def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of KL(p || q) = sum_c p_c (log p_c - log q_c); ``(N,)`` logits are binary (logit of class 1)."""
+    check_tensor("logits_p", logits_p, floating=True)
+    check_tensor("logits_q", logits_q, floating=True)
     if logits_p.shape != logits_q.shape:
         raise ValueError(f"logits_p {tuple(logits_p.shape)} and logits_q {tuple(logits_q.shape)} must match")
     log_p, log_q = _log_probs(logits_p), _log_probs(logits_q)
@@ -224,9 +240,24 @@ class Objective:
     loss: Callable[[torch.Tensor], torch.Tensor]
     tokens: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        check_callable("embed", self.embed, "a function embed() -> the embeddings")
+        check_callable("forward", self.forward, "a function forward(embeds) -> outputs")
+        check_callable("loss", self.loss, "a function loss(outputs) -> scalar loss")
+        if self.tokens is not None:
+            check_token_ids("tokens", self.tokens, None, dims=None)
+
     def loss_fn(self, embeds: torch.Tensor) -> torch.Tensor:
         """L(e) = loss(forward(e)), the ``loss_fn`` every adversary above takes."""
         return self.loss(self.forward(embeds))
+
+
+def _check_step(objective: Objective, optimizer: torch.optim.Optimizer) -> None:
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be a perturb.Objective, got {type(objective).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, "
+                        f"got {type(optimizer).__name__}")
 
 
 def _full_pass(objective: Objective, delta: torch.Tensor | None = None, scale: float = 1.0
@@ -237,7 +268,7 @@ def _full_pass(objective: Objective, delta: torch.Tensor | None = None, scale: f
     delta = (torch.zeros_like(embeds) if delta is None else delta.detach()).requires_grad_(True)
     loss = _check_loss(objective.loss_fn(embeds + delta))
     (loss * scale).backward()
-    return loss.detach(), delta.grad, embeds.detach()
+    return loss.detach(), _check_gradient(delta.grad), embeds.detach()
 
 
 class Strategy:
@@ -257,6 +288,7 @@ class Strategy:
         return 1
 
     def step(self, objective: Objective, optimizer: torch.optim.Optimizer) -> float:
+        _check_step(objective, optimizer)
         optimizer.zero_grad(set_to_none=True)
         value = self.backward(objective)
         optimizer.step()
@@ -282,7 +314,7 @@ class _OneStep(Strategy):
     label = ""
 
     def __init__(self, epsilon: float) -> None:
-        self.epsilon = _check_positive(epsilon, "epsilon")
+        self.epsilon = check_positive("epsilon", epsilon)
         self.name = f"{self.label} (eps={epsilon:g})"
 
     @property
@@ -337,8 +369,9 @@ class PGD(Strategy):
     """
 
     def __init__(self, epsilon: float, alpha: float, steps: int) -> None:
-        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
-        self.steps = _check_count(steps, "steps")
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.alpha = check_positive("alpha", alpha)
+        self.steps = check_int("steps", steps, 1)
         self.name = f"PGD-{steps} (eps={epsilon:g})"
 
     @property
@@ -364,8 +397,8 @@ class FreeAT(Strategy):
     """
 
     def __init__(self, epsilon: float, replays: int) -> None:
-        self.epsilon = _check_positive(epsilon, "epsilon")
-        self.replays = _check_count(replays, "replays")
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.replays = check_int("replays", replays, 1)
         self.name = f"FreeAT-{replays} (eps={epsilon:g})"
         self._delta: torch.Tensor | None = None
 
@@ -374,6 +407,7 @@ class FreeAT(Strategy):
         return self.replays
 
     def step(self, objective: Objective, optimizer: torch.optim.Optimizer) -> float:
+        _check_step(objective, optimizer)
         total = 0.0
         for _ in range(self.replays):
             optimizer.zero_grad(set_to_none=True)
@@ -385,7 +419,8 @@ class FreeAT(Strategy):
             loss = _check_loss(objective.loss_fn(embeds + delta))
             loss.backward()
             optimizer.step()
-            self._delta = ascend(delta.detach(), delta.grad, self.epsilon, self.epsilon)
+            gradient = _check_gradient(delta.grad)
+            self._delta = ascend(delta.detach(), gradient, self.epsilon, self.epsilon)
             total += float(loss.detach()) / self.replays
         return total
 
@@ -402,10 +437,11 @@ class YOPO(Strategy):
 
     def __init__(self, epsilon: float, alpha: float, full_passes: int, cheap_updates: int,
                  generator: torch.Generator | None = None) -> None:
-        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
-        self.full_passes = _check_count(full_passes, "full_passes")
-        self.cheap_updates = _check_count(cheap_updates, "cheap_updates")
-        self.generator = generator
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.alpha = check_positive("alpha", alpha)
+        self.full_passes = check_int("full_passes", full_passes, 1)
+        self.cheap_updates = check_int("cheap_updates", cheap_updates, 1)
+        self.generator = check_generator("generator", generator)
         self.name = f"YOPO-{full_passes}-{cheap_updates} (eps={epsilon:g})"
 
     @property
@@ -446,9 +482,10 @@ class FreeLB(Strategy):
     """
 
     def __init__(self, epsilon: float, alpha: float, steps: int, generator: torch.Generator | None = None) -> None:
-        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
-        self.steps = _check_count(steps, "steps")
-        self.generator = generator
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.alpha = check_positive("alpha", alpha)
+        self.steps = check_int("steps", steps, 1)
+        self.generator = check_generator("generator", generator)
         self.name = f"FreeLB-{steps} (eps={epsilon:g})"
 
     @property
@@ -481,11 +518,13 @@ class VirtualAdversarial(Strategy):
 
     def __init__(self, epsilon: float, alpha: float, weight: float, steps: int, symmetric: bool,
                  sigma: float = 1e-5, warmup_steps: int = 0, generator: torch.Generator | None = None) -> None:
-        self.epsilon, self.alpha = _check_positive(epsilon, "epsilon"), _check_positive(alpha, "alpha")
-        self.weight, self.sigma = _check_positive(weight, "weight"), _check_positive(sigma, "sigma")
-        self.steps = _check_count(steps, "steps")
-        self.warmup_steps = _check_count(warmup_steps, "warmup_steps", low=0)
-        self.symmetric, self.generator = bool(symmetric), generator
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.alpha = check_positive("alpha", alpha)
+        self.weight, self.sigma = check_positive("weight", weight), check_positive("sigma", sigma)
+        self.steps = check_int("steps", steps, 1)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.symmetric = check_bool("symmetric", symmetric)
+        self.generator = check_generator("generator", generator)
         self.calls = 0
         self.name = f"virtual adversarial (eps={epsilon:g})"
 
@@ -554,10 +593,8 @@ class GradientPenalty(Strategy):
     METHODS = ("double_backward", "finite_difference")
 
     def __init__(self, weight: float, method: str = "double_backward") -> None:
-        self.weight = _check_positive(weight, "weight")
-        if method not in self.METHODS:
-            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
-        self.method = method
+        self.weight = check_positive("weight", weight)
+        self.method = check_choice("method", method, self.METHODS)
         self.name = f"gradient penalty (lambda={weight:g}, {method.replace('_', ' ')})"
 
     @property

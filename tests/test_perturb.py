@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from advebm_teach.models import TransformerEnergy
-from advebm_teach.perturb import (ALUM, FGM, PGD, SMART, YOPO, FreeAT, FreeLB, GradientPenalty, MatrixFGM, Objective,
-                                  ascend, embedding_gradient, embedding_matrix_fgm, fgm, fgsm, gradient_penalty,
-                                  kl_divergence, pgd, project, random_in_ball, symmetric_kl)
+from advebm_teach.perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, FreeAT, FreeLB, GradientPenalty,
+                                  MatrixFGM, Objective, ascend, embedding_gradient, embedding_matrix_fgm,
+                                  fgm, fgsm, gradient_penalty, kl_divergence, pgd, project,
+                                  random_in_ball, symmetric_kl)
 from advebm_teach.perturb_experiment import Protocol, classifier_objective, strategies
 from advebm_teach.trainer import ebm_loss
 
@@ -394,7 +395,6 @@ def test_virtual_adversarial_step_raises_the_divergence_from_its_random_start():
     (lambda: pgd(lambda e: e.sum(), torch.zeros(2, 3, 4), 1.0, 0.5, 2, norm="l1"), "norm"),
     (lambda: pgd(lambda e: e.sum(), torch.zeros(2, 3, 4), 1.0, 0.5, 0), "steps"),
     (lambda: pgd(lambda e: e.sum(), torch.zeros(2, 3, 4), 1.0, -0.5, 1), "alpha"),
-    (lambda: fgm(lambda e: e.sum(), torch.zeros(2, 3, dtype=torch.long), 1.0), "embeds"),
     (lambda: fgm(lambda e: e.sum(dim=-1), torch.zeros(2, 3, 4), 1.0), "scalar"),
     (lambda: embedding_matrix_fgm(lambda e: e.sum(), torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), 1.0),
      "tokens"),
@@ -407,3 +407,22 @@ def test_virtual_adversarial_step_raises_the_divergence_from_its_random_start():
 def test_bad_arguments_are_refused_by_name(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_embeddings_of_the_wrong_kind_are_refused_by_name():
+    with pytest.raises(TypeError, match="embeds"):
+        fgm(lambda e: e.sum(), torch.zeros(2, 3, dtype=torch.long), 1.0)
+
+
+
+@pytest.mark.parametrize("adversary", [
+    lambda loss_fn, e: fgsm(loss_fn, e, 0.1),
+    lambda loss_fn, e: fgm(loss_fn, e, 0.1),
+    lambda loss_fn, e: pgd(loss_fn, e, 0.1, 0.05, 2),
+    lambda loss_fn, e: FGSM(0.1).backward(Objective(e.clone().requires_grad_, lambda x: x, loss_fn)),
+], ids=["fgsm", "fgm", "pgd", "FGSM step"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_non_finite_gradient_is_refused_not_made_into_a_perturbation(adversary, bad):
+    """sign(NaN) is NaN, and so is NaN / ||NaN||: no adversary returns a usable perturbation."""
+    with pytest.raises(ValueError, match="loss_fn's gradient .* must be finite"):
+        adversary(lambda e: (e * bad).sum(), torch.ones(2, 3, 4))
