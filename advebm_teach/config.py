@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .checks import check_seed
 from .task import AdditionTask
 
 # Denormal floats make LSTM epochs on CPU swing from 0.4 s to 25 s; flushing them to zero is harmless here.
@@ -45,11 +46,10 @@ def pick_device() -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (all devices)."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    """Seed Python's, NumPy's and torch's global generators; ``seed`` in [0, 2**32)."""
+    seed = check_seed("seed", seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 

@@ -32,8 +32,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .checks import check_callable, check_int, check_positive, check_seed, check_tensor
 from .saliency import embedding_table, energy_and_gradient, first_order_from_gradients, token_saliency
-from .toy import BigramLM, ToyEBM, as_generator, check_int, check_states, kl_divergence, state_index
+from .toy import BigramLM, ToyEBM, as_generator, check_states, kl_divergence, state_index
 
 Grads = list[torch.Tensor]
 
@@ -49,6 +50,28 @@ class GradientEstimate:
     weights: torch.Tensor | None = None
 
 
+# ---------------------------------------------------------------------------- checks
+def _check_model(model: ToyEBM) -> ToyEBM:
+    if not isinstance(model, ToyEBM):
+        raise TypeError(f"model must be a ToyEBM, got {type(model).__name__}")
+    return model
+
+
+def _check_problem(model: ToyEBM, data: torch.Tensor, proposal: BigramLM | None = None
+                   ) -> torch.Tensor:
+    """``data`` (as ``torch.long``) if it holds states of ``model``, and ``proposal`` (when given)
+    is a ``BigramLM`` over the same states."""
+    data = check_states(data, _check_model(model).n_symbols, model.length, "data")
+    if proposal is not None:
+        if not isinstance(proposal, BigramLM):
+            raise TypeError(f"proposal must be a BigramLM, got {type(proposal).__name__}")
+        if (proposal.n_symbols, proposal.length) != (model.n_symbols, model.length):
+            raise ValueError(f"proposal must be over the model's states: it has n_symbols="
+                             f"{proposal.n_symbols}, length={proposal.length}, the model "
+                             f"n_symbols={model.n_symbols}, length={model.length}")
+    return data
+
+
 # ---------------------------------------------------------------------------- negative samplers
 def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | torch.Generator
                  ) -> tuple[torch.Tensor, int]:
@@ -57,7 +80,7 @@ def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | tor
     At position i, x_i is redrawn from p_theta(x_i = v | x_-i) = softmax_v(-E(x with v at i)): V energy
     evaluations per position per chain. p_theta is invariant, so the chains approach it as sweeps grow.
     """
-    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
     check_int("sweeps", sweeps, 0)
     generator = as_generator(seed)
     n, V = len(x), model.n_symbols
@@ -88,7 +111,7 @@ def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.G
     min(1, exp(E(x) - E(x')) q(x | x') / q(x' | x)), so p_theta stays invariant however rough S is.
     One forward and one backward pass per chain per step.
     """
-    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
     check_int("steps", steps, 0)
     generator = as_generator(seed)
     n, V = len(x), model.n_symbols
@@ -127,7 +150,7 @@ def greedy_attack(model: ToyEBM, init: torch.Tensor, steps: int) -> tuple[torch.
     sequence until some symbol changes, so the search moves on instead of stalling.
     One forward and one backward pass, plus V forward passes, per sequence per step.
     """
-    x = check_states(init, model.n_symbols, model.length, "init").clone()
+    x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
     check_int("steps", steps, 0)
     n, T, V = len(x), model.length, model.n_symbols
     rows = torch.arange(n)
@@ -150,6 +173,7 @@ def greedy_attack(model: ToyEBM, init: torch.Tensor, steps: int) -> tuple[torch.
 # ---------------------------------------------------------------------------- gradient estimators
 def exact(model: ToyEBM, data: torch.Tensor) -> GradientEstimate:
     """``model.exact_grad(data)``: the model term summed over all V^T states (one forward and backward each)."""
+    _check_problem(model, data)
     return GradientEstimate(model.exact_grad(data), 2 * len(model.states()))
 
 
@@ -159,6 +183,7 @@ def gibbs(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: i
 
     Unbiased in the limit of many sweeps; with few, the chains remember where they started (short-run MCMC).
     """
+    _check_problem(model, data, proposal)
     generator = as_generator(seed)
     negatives, cost = gibbs_sweeps(model, proposal.sample(n, generator), sweeps, generator)
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
@@ -167,6 +192,7 @@ def gibbs(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: i
 def gibbs_with_gradients(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
                          steps: int = 25) -> GradientEstimate:
     """Model term from n GWG chains (``gwg_steps``) started at proposal samples, equal weights."""
+    _check_problem(model, data, proposal)
     generator = as_generator(seed)
     negatives, cost, _ = gwg_steps(model, proposal.sample(n, generator), steps, generator)
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
@@ -178,6 +204,7 @@ def importance_sampling(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n
     Consistent (the bias vanishes as n grows) when q > 0 wherever p_theta is; in practice it can only
     reweight what q writes, so a mode that q almost never visits is missed at any affordable n.
     """
+    _check_problem(model, data, proposal)
     negatives = proposal.sample(n, seed)
     with torch.no_grad():
         weights = torch.softmax(-model.energy(negatives) - proposal.log_prob(negatives), dim=0)
@@ -191,7 +218,7 @@ def nce_loss(model: ToyEBM, data: torch.Tensor, noise: torch.Tensor, proposal: B
     E_res = E + log q of p(x) proportional to q(x) exp(-E_res(x)) (Deng et al., 2019). Loss:
     mean_data softplus(-s) + mean_noise softplus(s); at its optimum exp(-E) = p_data, with Z = 1.
     """
-    data = check_states(data, model.n_symbols, model.length, "data")
+    data = _check_problem(model, data, proposal)
     noise = check_states(noise, model.n_symbols, model.length, "noise")
     logit_data = -model.energy(data) - proposal.log_prob(data)
     logit_noise = -model.energy(noise) - proposal.log_prob(noise)
@@ -204,6 +231,7 @@ def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int
     **Not the likelihood gradient**: it weighs data and noise by how well the classifier already separates
     them, and a state that neither the data nor q produce gets no gradient at all.
     """
+    _check_problem(model, data, proposal)
     noise = proposal.sample(n, seed)
     loss = nce_loss(model, data, noise, proposal)
     grads = list(torch.autograd.grad(loss, list(model.parameters())))
@@ -217,6 +245,7 @@ def adversarial(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, s
     **Biased**: the attack carries every sample to a nearby low-energy state, so the negatives
     over-represent the modes (spurious ones included, which is the point) and do not follow p_theta.
     """
+    _check_problem(model, data, proposal)
     negatives, cost = greedy_attack(model, proposal.sample(n, seed), steps)
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
 
@@ -249,7 +278,13 @@ def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimat
     = ||mean estimate - exact|| / ||exact|| and ``spread`` = RMS ||estimate - mean estimate|| / ||exact||
     (so relative_error^2 = bias^2 + spread^2), and the mean ``cost``.
     """
+    _check_problem(model, data)
     check_int("repeats", repeats, 1)
+    check_seed("seed", seed)
+    for name, estimator in estimators.items():
+        check_callable(f"estimators[{name!r}]", estimator, "an estimator f(model, data, n, seed)")
+    for n in sample_counts:
+        check_int("sample_counts", n, 1)
     reference = flat(model.exact_grad(data)).detach()
     rows = []
     for name, estimator in estimators.items():
@@ -278,7 +313,12 @@ def train(model: ToyEBM, data: torch.Tensor, estimator: Estimator, n: int, steps
     log p_theta of ``data``), ``kl`` = KL(target || p_theta) for the distribution ``target`` over all states,
     ``mass`` = p_theta(``watch``) (the total over the rows of ``watch``, when given) and the cumulative ``cost``.
     """
+    _check_problem(model, data)
+    check_callable("estimator", estimator, "an estimator f(model, data, n, seed)")
     check_int("steps", steps, 0)
+    check_positive("lr", lr)
+    check_seed("seed", seed)
+    check_tensor("target", target, floating=True)
     model = copy.deepcopy(model)
     watched = None if watch is None else state_index(check_states(watch, model.n_symbols, model.length, "watch"),
                                                       model.n_symbols)

@@ -8,6 +8,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from .checks import check_callable, check_int, check_token_ids, model_config
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -49,6 +51,7 @@ def _verdict(name: str, check: Callable[[int, int, int], tuple[Any, Any, str]]) 
 
 def check_answer_digits(answer_digits: Callable[[int, int, int], str]) -> Verdict:
     """Exercise 00.1: ``answer_digits(a, b, n_digits)`` is the n+1 digits of c = a + b, e.g. (12, 39, 2) -> '051'."""
+    check_callable("answer_digits", answer_digits)
 
     def check(a: int, b: int, n: int) -> tuple[str, Any, str]:
         return str(a + b).zfill(n + 1), answer_digits(a, b, n), f"answer_digits({a}, {b}, {n})"
@@ -58,6 +61,8 @@ def check_answer_digits(answer_digits: Callable[[int, int, int], str]) -> Verdic
 
 def digits_of(x: int, n_digits: int) -> list[int]:
     """The ``n_digits`` digits of ``x``, most significant first."""
+    if check_int("x", x, 0) >= 10 ** check_int("n_digits", n_digits, 1):
+        raise ValueError(f"x must have at most n_digits={n_digits} digits, got {x}")
     return [int(d) for d in str(x).zfill(n_digits)]
 
 
@@ -67,6 +72,7 @@ def check_carries(carries: Callable[[list[int], list[int]], list[int]]) -> Verdi
     Reference: the carry out of the column worth 10^j is 1 exactly when (a mod 10^(j+1)) + (b mod 10^(j+1))
     reaches 10^(j+1), which depends on every digit to the right of that column.
     """
+    check_callable("carries", carries)
 
     def check(a: int, b: int, n: int) -> tuple[list[int], Any, str]:
         expected = [int(a % 10 ** (j + 1) + b % 10 ** (j + 1) >= 10 ** (j + 1)) for j in reversed(range(n))]
@@ -101,6 +107,7 @@ def check_l1_saliency(l1_saliency: Callable[[Any], Any]) -> Verdict:
 
     Reference: an explicit loop summing absolute values.
     """
+    check_callable("l1_saliency", l1_saliency)
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -119,6 +126,13 @@ def check_best_digit(best_digit: Callable[[Any, Any, int], Any], energy_model: A
     Reference: every digit written in, one sequence at a time; ties go to the lower digit.
     """
     import torch
+
+    check_callable("best_digit", best_digit)
+    if not callable(getattr(energy_model, "energy", None)):
+        raise TypeError(f"energy_model must be an energy model (with energy), "
+                        f"got {type(energy_model).__name__}")
+    config = model_config(energy_model)
+    check_token_ids("sequences", sequences, config.get("vocab_size"), config.get("seq_len"), (2,))
 
     trials = []
     for x in sequences:
@@ -141,6 +155,7 @@ def check_log_partition(log_partition: Callable[[Any], Any]) -> Verdict:
 
     Reference: Python floats, shifted by the largest -E before exponentiating (math.fsum for the sum).
     """
+    check_callable("log_partition", log_partition)
     import math
 
     import torch
@@ -168,7 +183,11 @@ def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any], m
     """
     import torch
 
-    from .toy import state_index
+    from .toy import ToyEBM, state_index
+
+    check_callable("gibbs_conditional", gibbs_conditional)
+    if not isinstance(model, ToyEBM):
+        raise TypeError(f"model must be a ToyEBM, got {type(model).__name__}")
 
     with torch.no_grad():
         joint = model.distribution()
@@ -190,6 +209,7 @@ def check_importance_weights(importance_weights: Callable[[Any, Any], Any]) -> V
 
     Reference: Python floats, shifted by the largest log-weight before exponentiating.
     """
+    check_callable("importance_weights", importance_weights)
     import math
 
     import torch
@@ -217,6 +237,7 @@ def check_logistic_ebm_loss(logistic_ebm_loss: Callable[[Any, Any], Any]) -> Ver
 
     Reference: Python floats, softplus(z) = max(z, 0) + log1p(exp(-|z|)) (stable for large |z|).
     """
+    check_callable("logistic_ebm_loss", logistic_ebm_loss)
     import math
 
     import torch
@@ -246,6 +267,7 @@ def check_fgm_perturbation(fgm_perturbation: Callable[[Any, float], Any]) -> Ver
 
     Reference: Python floats, example by example.
     """
+    check_callable("fgm_perturbation", fgm_perturbation)
     import math
 
     import torch
@@ -271,6 +293,7 @@ def check_l2_projection(project_l2: Callable[[Any, float], Any]) -> Verdict:
 
     Reference: Python floats, example by example.
     """
+    check_callable("project_l2", project_l2)
     import math
 
     import torch

@@ -20,14 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_int, check_positive, check_seed, check_tensor, check_token_ids
+
 MAX_STATES = 2**16  # enumeration is the point; beyond this the exact quantities stop being instant
-
-
-def check_int(name: str, value: object, low: int) -> int:
-    """``value`` if it is an int (not a bool) >= ``low``, else a ValueError naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
 
 
 def _check_space(n_symbols: int, length: int) -> int:
@@ -49,15 +44,11 @@ def all_states(n_symbols: int, length: int) -> torch.Tensor:
 
 
 def check_states(x: object, n_symbols: int, length: int, name: str = "x") -> torch.Tensor:
-    """``x`` itself if it is an integer tensor ``(B, length)`` with B >= 1 and every symbol in 0..n_symbols-1."""
-    if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor of symbols, got "
-                         f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if x.dim() != 2 or x.shape[1] != length or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (B, {length}) with B >= 1, got {tuple(x.shape)}")
-    if x.min() < 0 or x.max() >= n_symbols:
-        raise ValueError(f"{name} must hold symbols in 0..{n_symbols - 1}, got values from {int(x.min())} "
-                         f"to {int(x.max())}")
+    """``x`` as ``torch.long`` if it is an integer tensor ``(B, length)``, B >= 1, of symbols
+    0..n_symbols-1."""
+    x = check_token_ids(name, x, n_symbols, length, dims=(2,))
+    if len(x) == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(x.shape)}")
     return x.long()
 
 
@@ -68,6 +59,7 @@ def state_index(x: torch.Tensor, n_symbols: int) -> torch.Tensor:
 
 
 def _check_distribution(probs: torch.Tensor, n_states: int) -> None:
+    check_tensor("probs", probs, floating=True)
     if probs.shape != (n_states,) or bool((probs < 0).any()) or not math.isclose(float(probs.sum()), 1.0,
                                                                                  rel_tol=0.0, abs_tol=1e-6):
         raise ValueError(f"probs must be a probability vector of shape ({n_states},) summing to 1, got shape "
@@ -78,9 +70,7 @@ def as_generator(seed: int | torch.Generator) -> torch.Generator:
     """A CPU generator: a new one seeded with ``seed``, or ``seed`` itself when it already is one (to continue it)."""
     if isinstance(seed, torch.Generator):
         return seed
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int or a torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(check_seed("seed", seed))
 
 
 def sample_states(states: torch.Tensor, probs: torch.Tensor, n: int, seed: int | torch.Generator) -> torch.Tensor:
@@ -92,6 +82,8 @@ def sample_states(states: torch.Tensor, probs: torch.Tensor, n: int, seed: int |
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
     """KL(p || q) = sum_x p(x) log(p(x) / q(x)) in nats, over the same list of states (0 log 0 = 0)."""
+    check_tensor("p", p, floating=True)
+    check_tensor("q", q, floating=True)
     if p.shape != q.shape:
         raise ValueError(f"p and q must be distributions over the same states, got shapes {tuple(p.shape)} "
                          f"and {tuple(q.shape)}")
@@ -107,8 +99,7 @@ def closed_walk_distribution(n_symbols: int, length: int, stay: float = 2.0) -> 
     1 for a step to a neighbouring symbol (|x_{t+1} - x_t| = 1) and 0 otherwise. The steps are a *local*
     rule (each pair of neighbours), the return to the start a *global* one (the first and last symbols).
     """
-    if not stay > 0:
-        raise ValueError(f"stay must be > 0, got {stay!r}")
+    stay = check_positive("stay", stay)
     states = all_states(n_symbols, length)
     steps = (states[:, 1:] - states[:, :-1]).abs()
     weights = torch.where(steps == 0, stay, (steps == 1).double()).prod(dim=1)
@@ -124,6 +115,8 @@ class BigramLM:
     """
 
     def __init__(self, initial: torch.Tensor, transition: torch.Tensor, length: int) -> None:
+        check_tensor("initial", initial, floating=True)
+        check_tensor("transition", transition, floating=True)
         if initial.dim() != 1 or transition.shape != (len(initial), len(initial)):
             raise ValueError(f"initial must be (V,) and transition (V, V), got {tuple(initial.shape)} and "
                              f"{tuple(transition.shape)}")
@@ -144,8 +137,7 @@ class BigramLM:
         """
         states = all_states(n_symbols, length)
         _check_distribution(probs, len(states))
-        if not smoothing > 0:
-            raise ValueError(f"smoothing must be > 0, got {smoothing!r}")
+        smoothing = check_positive("smoothing", smoothing)
         probs = probs.double()
         initial = torch.zeros(n_symbols, dtype=torch.float64).index_add_(0, states[:, 0], probs)
         pairs = torch.zeros(n_symbols * n_symbols, dtype=torch.float64)
@@ -194,8 +186,7 @@ class ToyEBM(nn.Module):
         super().__init__()
         _check_space(n_symbols, length)
         check_int("hidden", hidden, 1)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+        check_seed("seed", seed)
         self.config = {"vocab_size": n_symbols, "length": length, "hidden": hidden, "seed": seed}
         self.n_symbols, self.length = n_symbols, length
         generator = torch.Generator().manual_seed(seed)
@@ -213,10 +204,12 @@ class ToyEBM(nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """One-hot symbols ``(..., V)`` in the parameters' dtype (any leading shape)."""
+        tokens = check_token_ids("tokens", tokens, self.n_symbols, dims=None)
         return F.one_hot(tokens, self.n_symbols).to(self.out_weight.dtype)
 
     def energy_from_embeds(self, embeds: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """E ``(B,)`` from (relaxed) one-hot embeddings ``(B, T, V)``; ``tokens``: accepted for the seam, unused."""
+        check_tensor("embeds", embeds, floating=True)
         if embeds.dim() != 3 or embeds.shape[1:] != (self.length, self.n_symbols):
             raise ValueError(f"embeds must have shape (B, {self.length}, {self.n_symbols}), got {tuple(embeds.shape)}")
         units = torch.relu(embeds.flatten(1) @ self.hidden_weight.T + self.hidden_bias)
@@ -255,7 +248,7 @@ class ToyEBM(nn.Module):
         negatives = check_states(negatives, self.n_symbols, self.length, "negatives")
         if weights is None:
             weights = torch.full((len(negatives),), 1 / len(negatives), dtype=torch.float64)
-        elif weights.shape != (len(negatives),):
+        elif check_tensor("weights", weights, floating=True).shape != (len(negatives),):
             raise ValueError(f"weights must have shape ({len(negatives)},), one per negative, "
                              f"got {tuple(weights.shape)}")
         return self._data_minus(data, self.energy(negatives), weights)
@@ -284,8 +277,7 @@ class ToyEBM(nn.Module):
                              self.n_symbols, self.length, "state")
         if len(state) != 1:
             raise ValueError(f"state must be one sequence of shape ({self.length},), got {tuple(state.shape)}")
-        if not depth > 0:
-            raise ValueError(f"depth must be > 0, got {depth!r}")
+        depth = check_positive("depth", depth)
         planted = ToyEBM(self.n_symbols, self.length, self.config["seed"], self.config["hidden"] + 1)
         with torch.no_grad():
             planted.hidden_weight.copy_(torch.cat([self.hidden_weight, self.embed(state).flatten(1)]))

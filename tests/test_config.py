@@ -34,8 +34,10 @@ def test_seed_everything_makes_every_generator_repeat():
     first = draw()
     seed_everything(7)
     assert draw() == first
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(TypeError, match="seed"):
         seed_everything(1.5)
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(2**32)
 
 
 def test_configurations():
