@@ -119,12 +119,12 @@ def check_tensor(name: str, value: Any, dims: Iterable[int] | None = None, float
     """``value`` if it is a tensor with one of ``dims`` dimensions (and a floating dtype, if asked)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
     dims = tuple(dims) if dims is not None else None
     if dims is not None and value.dim() not in dims:
         raise ValueError(f"{name} must have {' or '.join(map(str, dims))} dimensions, "
                          f"got shape {tuple(value.shape)}")
-    if floating and not value.is_floating_point():
-        raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
     return value
 
 

@@ -13,7 +13,6 @@ ever edits an embedding table in place.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -416,10 +415,8 @@ def _check_answer_positions(positions: Sequence[int] | None, seq_len: int) -> li
     """The positions ``lm_nll`` sums (default: all after the first), each in [1, seq_len)."""
     if positions is None:
         return list(range(1, seq_len))
-    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not all(
-            isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in positions):
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence):
         raise TypeError(f"answer_positions must be a list of int positions, got {positions!r}")
-    if not positions or not all(0 < p < seq_len for p in positions):
-        raise ValueError(f"answer_positions must be non-empty and lie in [1, {seq_len}), "
-                         f"got {list(positions)}")
-    return [int(p) for p in positions]
+    if not positions:
+        raise ValueError(f"answer_positions must be non-empty and lie in [1, {seq_len}), got []")
+    return [check_int(f"answer_positions[{i}]", p, 1, seq_len - 1) for i, p in enumerate(positions)]

@@ -335,11 +335,11 @@ class PerturbationExplorer:
     def for_classifier(cls, energy_model: torch.nn.Module, task: AdditionTask, data: torch.Tensor,
                        negatives: torch.Tensor, **kwargs: Any) -> PerturbationExplorer:
         """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many ``negatives``."""
-        from .perturb_experiment import classifier_objective
-
         check_task(task).check_model("energy_model", energy_model)
         check_token_ids("data", data, task.vocab_size, task.seq_len, dims=(2,))
         check_token_ids("negatives", negatives, task.vocab_size, task.seq_len, dims=(2,))
+        from .perturb_experiment import classifier_objective
+
         tokens = torch.cat([data, negatives])
         symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
         return cls(classifier_objective(energy_model, data, negatives), task.position_labels(), symbols, **kwargs)
