@@ -6,12 +6,13 @@ samples and the shipped energy model, plus a dense matmul of the model's own sha
 run to estimate what this machine's BLAS can do. The last line printed is one JSON object.
 
 ``advebm-teach bench perturb [--fast]``: the embedding-space adversarial training experiment
-(``perturb_experiment``), every strategy over seeds; writes ``results/perturb.json`` (fast mode:
-``runs/bench/perturb-fast.json``).
+(``perturb_experiment``), every strategy over seeds.
 
 ``advebm-teach bench perturb-cost [--fast]``: the time of one training step of each strategy relative to a
-clean step, timed round-robin in one run, against its ideal pass count; writes ``results/perturb_cost.json``
-(fast mode: ``runs/bench/perturb-cost-fast.json``).
+clean step, timed round-robin in one run, against its ideal pass count.
+
+Each writes ``<target>.json`` under ``runs/bench/course`` (``-fast`` in fast mode); ``--ship`` then copies
+it over the shipped ``results/`` (``shipping.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import copy
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -220,21 +220,7 @@ def report_perturb_cost(figures: dict) -> None:
 
 
 def bench_perturb(command: str = "advebm-teach bench perturb") -> dict:
-    """Run the perturbation experiment and write its JSON (``perturb_experiment.default_path()``)."""
-    from .perturb_experiment import default_path, run_experiment
+    """Run the perturbation experiment (``perturb_experiment.run_experiment``); returns its results."""
+    from .perturb_experiment import run_experiment
 
-    results = run_experiment(command=command)
-    write_json(default_path(), results)
-    return results
-
-
-def perturb_cost_path() -> Path:
-    """Where ``bench perturb-cost`` writes: the shipped ``results/perturb_cost.json``, or ``runs/`` in fast mode."""
-    from .perturb_experiment import RESULTS_DIR
-
-    return Path("runs/bench/perturb-cost-fast.json") if fast_mode() else RESULTS_DIR / "perturb_cost.json"
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return run_experiment(command=command)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ def _atomic_write(path: Path, write) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically: an interrupt leaves the old file or the new one."""
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def copy_file_atomic(source: str | Path, path: str | Path) -> None:
+    """Copy ``source`` over ``path`` atomically: an interrupt leaves the old file or the new one."""
+    _atomic_write(Path(path), lambda tmp: shutil.copyfile(source, tmp))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -27,7 +27,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,7 +44,6 @@ from .task import AdditionTask
 from .trace import AttackTrace
 from .trainer import ebm_loss
 
-RESULTS_DIR = Path(__file__).parent / "results"
 METRICS = ("clean_accuracy", "pgd_accuracy", "spurious_found", "steps_to_spurious")
 
 
@@ -224,11 +222,6 @@ def run_experiment(protocol: Protocol | None = None, config: str = "course", pro
             "seeds": list(range(protocol.seeds)), "passes": passes, "runs": runs, "summary": summary,
             "attacked_samples": len(attack_start), "wall_s": round(time.perf_counter() - started, 1),
             "threads": torch.get_num_threads()}
-
-
-def default_path() -> Path:
-    """Where ``bench perturb`` writes: the shipped ``results/perturb.json``, or ``runs/`` in fast mode."""
-    return Path("runs/bench/perturb-fast.json") if fast_mode() else RESULTS_DIR / "perturb.json"
 
 
 def report(results: dict[str, Any]) -> str:

@@ -5,27 +5,29 @@
 1. P_LM, the LSTM, on 1,000 sequences with early stopping on 1,000 held-out ones (Table 1);
 2. the Transformer energy model as a language model on 100,000 sequences (section 3.2);
 
-and writes ``pretrained/<config>/{plm,energy_lm}.{safetensors,json}``. Each JSON records the
-configuration, seeds, training history, metrics and the exact command that made it.
+and writes ``runs/pretrain/<config>/{plm,energy_lm}.{safetensors,json}`` (``--ship``: then over the
+shipped ``pretrained/<config>/``). Each JSON records the configuration, seeds, training history, metrics
+and the exact command that made it.
 """
 
 from __future__ import annotations
 
 import platform
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .checkpoints import PRETRAINED_DIR, save_model
-from .config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device, seed_everything
+from .checkpoints import PRETRAINED_DIR, read_json, save_model
+from .checks import check_int, check_seed
+from .config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device
 from .models import LSTMLanguageModel, TransformerEnergy
 from .sampling import sample_lm
+from .shipping import RUNS_DIR, check_can_ship, check_folder, run_folder, ship_files
 from .task import AdditionTask
-from .trainer import train_lm
+from .trainer import epoch_seed, train_lm
 
 EVAL_SAMPLES = 2_000
 
@@ -60,24 +62,25 @@ def _scaled(setup: TrainingSetup) -> TrainingSetup:
                    epochs=pick(setup.epochs, 2), warmup_steps=pick(setup.warmup_steps, 0))
 
 
-def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: TrainingSetup, seeds: dict[str, int],
-                    out: Path, checkpoints: Path, record: dict[str, Any], progress: bool) -> dict[str, Any]:
+def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: TrainingSetup,
+                    seeds: dict[str, int], out: Path, checkpoints: Path, record: dict[str, Any],
+                    progress: bool) -> dict[str, Any]:
+    """Train one model (resuming from ``checkpoints`` if it can), evaluate it, save it with its record."""
     prefix = "plm" if kind == "plm" else "energy"
     train = task.sample(setup.n_train, seed=seeds[f"{prefix}_train"])
     val = task.sample(setup.n_val, seed=seeds[f"{prefix}_val"])
     n_eval = pick(EVAL_SAMPLES, 200)
 
     def track_samples(row: dict, trained: nn.Module) -> None:  # the pre-training curve of sample quality
-        row["sample_correctness"] = float(task.correctness(sample_lm(trained, task, n_eval // 4, seed=seeds["eval"] + 1)).mean())
+        samples = sample_lm(trained, task, n_eval // 4, seed=seeds["eval"] + 1)
+        row["sample_correctness"] = float(task.correctness(samples).mean())
 
-    started = time.perf_counter()
     result = train_lm(
         model, train, val, epochs=setup.epochs, batch_size=setup.batch_size, lr=setup.lr,
         weight_decay=setup.weight_decay, patience=setup.patience, warmup_steps=setup.warmup_steps,
         seed=record["seed"], progress=progress, checkpoint_dir=checkpoints / kind,
         on_epoch_end=track_samples if kind == "energy_lm" else None,
     )
-    train_seconds = round(time.perf_counter() - started, 1)
     samples = sample_lm(model.cpu(), task, n_eval, seed=seeds["eval"])
     metrics = {
         **sample_metrics(samples, task),
@@ -85,49 +88,89 @@ def _train_and_save(kind: str, model: nn.Module, task: AdditionTask, setup: Trai
         "heldout_loss": result.best_val_loss,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
-        "train_seconds": train_seconds,
+        "train_seconds": round(result.train_seconds, 1),
     }
     if kind == "plm":
         metrics["copy_rate"] = copy_rate(samples, train)
-    full = {**record, "kind": kind, "training": asdict(setup), "metrics": metrics, "history": result.history}
+    full = {**record, "kind": kind, "training": asdict(setup), "metrics": metrics,
+            "history": result.history}
     save_model(out / kind, model, full)
     return full
 
 
-def pretrain(config: str | CourseConfig = "course", out: str | Path | None = None, seed: int | None = None,
-             kinds: tuple[str, ...] = ("plm", "energy_lm"), energy_epochs: int | None = None,
-             checkpoints: str | Path | None = None, command: str | None = None,
-             progress: bool = True) -> dict[str, dict[str, Any]]:
+def initialised(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with torch's generator seeded with ``seed``; the generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def energy_init_seed(seed: int, plm_epochs_run: int) -> int:
+    """The seed of the energy LM's initial weights: that of P_LM's last training epoch.
+
+    The shipped weights were made in one process in which the energy LM drew its initial weights from
+    torch's global generator just after P_LM's training, which had last seeded it for its final epoch.
+    The rule is kept, and stated, so that the shipped command still makes the shipped weights and a
+    resumed run makes the same ones as an uninterrupted run.
+    """
+    return epoch_seed(seed, plm_epochs_run - 1)
+
+
+def pretrain(config: str | CourseConfig = "course", out: str | Path | None = None,
+             seed: int | None = None, kinds: tuple[str, ...] = ("plm", "energy_lm"),
+             energy_epochs: int | None = None, checkpoints: str | Path | None = None,
+             command: str | None = None, progress: bool = True,
+             ship: bool = False) -> dict[str, dict[str, Any]]:
     """Train the models of ``config`` from scratch and save them with their records; returns the records.
 
-    ``out`` defaults to the shipped location (``advebm_teach/pretrained/<config>``), except in fast mode,
-    which writes to ``runs/pretrain-fast/<config>`` so that it never overwrites shipped weights.
-    Training checkpoints go to ``checkpoints`` (default ``runs/checkpoints/<config>``); an interrupted
-    run started again with the same arguments resumes from them.
+    The weights and records go to ``out`` (default ``runs/pretrain/<config>``, ``-fast`` in fast mode);
+    ``ship=True`` then copies them over the package's shipped weights (``pretrained/<config>/``), each
+    file atomically (full mode only). Training checkpoints go to ``checkpoints`` (default
+    ``runs/checkpoints/<config>``): an interrupted run started again with the same arguments resumes
+    from them and ends with the same weights (bit for bit at the same thread count).
+
+    Initial weights: P_LM's are drawn with the run's ``seed``, the energy LM's with the seed of P_LM's
+    last epoch (``energy_init_seed``), so ``kinds=("energy_lm",)`` needs P_LM's record in ``out``.
+    Every argument is checked before any training starts.
     """
     cfg = get_config(config) if isinstance(config, str) else config
-    seed = cfg.seed if seed is None else seed
-    unknown = set(kinds) - {"plm", "energy_lm"}
-    if unknown:
-        raise ValueError(f"unknown kinds {sorted(unknown)}; expected 'plm' and/or 'energy_lm'")
+    seed = cfg.seed if seed is None else check_seed("seed", seed)
+    if isinstance(kinds, str) or not kinds or set(kinds) - {"plm", "energy_lm"}:
+        raise ValueError(f"kinds must be a non-empty tuple of 'plm' and/or 'energy_lm', got {kinds!r}")
+    if energy_epochs is not None:
+        check_int("energy_epochs", energy_epochs, low=1)
+    check_can_ship(ship)
     run_name = f"{cfg.name}-fast" if fast_mode() else cfg.name
-    out = Path(out) if out is not None else (Path("runs/pretrain-fast") / cfg.name if fast_mode() else PRETRAINED_DIR / cfg.name)
-    checkpoints = Path(checkpoints) if checkpoints is not None else Path("runs/checkpoints") / run_name
-    seed_everything(seed)
+    out = check_folder("out", out if out is not None else run_folder("pretrain", cfg.name))
+    checkpoints = check_folder("checkpoints", checkpoints if checkpoints is not None
+                               else RUNS_DIR / "checkpoints" / run_name)
+    plm_record = out / "plm.json"
+    if "plm" not in kinds and not plm_record.is_file():
+        raise ValueError(f"kinds without 'plm' needs P_LM's record {plm_record} from an earlier run into "
+                         "the same out folder (its epochs seed the energy LM's initial weights)")
+    if ship and set(kinds) != {"plm", "energy_lm"}:
+        raise ValueError("--ship replaces both shipped models: train both (no --only)")
     task = AdditionTask(cfg.n_digits)
     seeds = data_seeds(seed)
     energy_setup = cfg.energy_lm if energy_epochs is None else replace(cfg.energy_lm, epochs=energy_epochs)
     record = {
-        "config": cfg.name, "n_digits": cfg.n_digits, "seed": seed, "data_seeds": seeds, "fast_mode": fast_mode(),
-        "command": command or f"advebm-teach pretrain --config {cfg.name}",
-        "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": str(pick_device()),
-                        "threads": torch.get_num_threads()},
+        "config": cfg.name, "n_digits": cfg.n_digits, "seed": seed, "data_seeds": seeds,
+        "fast_mode": fast_mode(), "command": command or f"advebm-teach pretrain --config {cfg.name}",
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "device": str(pick_device()), "threads": torch.get_num_threads()},
     }
     records = {}
     if "plm" in kinds:
-        records["plm"] = _train_and_save("plm", LSTMLanguageModel(task.vocab_size), task, _scaled(cfg.plm), seeds,
-                                         out, checkpoints, record, progress)
+        plm = initialised(lambda: LSTMLanguageModel(task.vocab_size), seed)
+        records["plm"] = _train_and_save("plm", plm, task, _scaled(cfg.plm), seeds, out, checkpoints,
+                                         record, progress)
+    plm_epochs = (records.get("plm") or read_json(plm_record, "run `advebm-teach pretrain` without --only")
+                  )["metrics"]["epochs_run"]
     if "energy_lm" in kinds:
-        records["energy_lm"] = _train_and_save("energy_lm", TransformerEnergy.for_task(task), task,
-                                               _scaled(energy_setup), seeds, out, checkpoints, record, progress)
+        energy = initialised(lambda: TransformerEnergy.for_task(task), energy_init_seed(seed, plm_epochs))
+        records["energy_lm"] = _train_and_save("energy_lm", energy, task, _scaled(energy_setup), seeds,
+                                               out, checkpoints, record, progress)
+    if ship:
+        ship_files([(out / f"{kind}{suffix}", PRETRAINED_DIR / cfg.name / f"{kind}{suffix}")
+                    for kind in kinds for suffix in (".safetensors", ".json")])
     return records

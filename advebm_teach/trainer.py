@@ -4,15 +4,20 @@ paper's Algorithm 1), with early stopping, resumable from atomic checkpoints.
 The LM objective (paper eq. 7) is the mean next-token negative log-likelihood,
 L(theta) = -1/(B(T-1)) sum_b sum_t log p_theta(x_{t+1} | x_<=t), minimised with AdamW (Table 1).
 
-Determinism: epoch e shuffles with a generator seeded from (seed, e) and reseeds torch's global
-generator (dropout) the same way, so a run resumed from its epoch-e checkpoint replays exactly
-what an uninterrupted run would have done and ends with bit-identical weights on the same machine.
+Determinism: epoch e shuffles with a generator seeded with ``epoch_seed(seed, e)`` and reseeds torch's
+global generator (dropout) the same way, so a run resumed from its epoch-e checkpoint replays exactly
+what an uninterrupted run would have done, wherever it was interrupted (between epochs or inside one),
+and ends with bit-identical weights on the same machine at the same thread count.
+
+A loss that stops being finite (a learning rate too large, a NaN regulariser weight) stops training with
+a ``FloatingPointError`` naming the epoch, instead of returning the weights of an earlier epoch silently.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +29,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attack import DiscreteAttack
-from .checkpoints import load_checkpoint, model_record, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
+from .checks import check_choice, check_int, check_number, check_positive, check_seed, check_token_ids
 from .config import pick_device
 from .models import token_nll
 from .sampling import sample_lm
@@ -51,6 +57,11 @@ def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
     return total / count
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``: its shuffle and dropout masks."""
+    return seed * 1_000_003 + epoch
+
+
 @dataclass
 class TrainResult:
     """What a training run leaves behind: one dict per epoch, and the epoch whose weights were kept."""
@@ -59,6 +70,11 @@ class TrainResult:
     best_epoch: int = 0
     best_val_loss: float = float("inf")
     stopped_early: bool = False
+
+    @property
+    def train_seconds(self) -> float:
+        """The computing time of every epoch, in whichever session (before or after a resume) it ran."""
+        return sum(row["seconds"] for row in self.history)
 
 
 def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, record: dict,
@@ -123,7 +139,10 @@ def train_lm(
     ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the history's entry.
     The model ends holding the best epoch's weights, on ``device`` (default: ``pick_device()``).
     """
-    _check_training_args(train_tokens, val_tokens, epochs, batch_size, lr, patience)
+    _check_training_args(train_tokens=train_tokens, val_tokens=val_tokens,
+                         vocab_size=model.config["vocab_size"], seq_len=model.config.get("seq_len"),
+                         epochs=epochs, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps, seed=seed)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
 
@@ -188,12 +207,13 @@ def train_ebm(
     fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss is kept.
     Checkpoints, resume, progress bar and history work as in ``train_lm``.
     """
-    _check_training_args(data, val_data, epochs, batch_size, lr, patience)
-    if method not in ("bce", "adversarial"):
-        raise ValueError(f"method must be 'bce' or 'adversarial', got {method!r}")
-    if not isinstance(attack_steps, int) or attack_steps < 0:
-        raise ValueError(f"attack_steps must be an int >= 0, got {attack_steps!r}")
-    ebm_loss(torch.zeros(1), torch.zeros(1), loss, alpha)  # validates ``loss``
+    _check_training_args(data=data, val_data=val_data, vocab_size=task.vocab_size, seq_len=task.seq_len,
+                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                         patience=patience, warmup_steps=0, seed=seed)
+    check_choice("method", method, ("bce", "adversarial"))
+    check_int("attack_steps", attack_steps, low=0)
+    check_choice("loss", loss, ("logistic", "paper"))
+    check_number("alpha", alpha, low=0)
     device = torch.device(device) if device is not None else pick_device()
     energy_model.to(device)
     negatives = sample_lm(lm, task, len(data), seed=seed * 1_000_003 + 1)
@@ -244,16 +264,7 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
     if checkpoint_dir is not None:
         last_path = Path(checkpoint_dir) / "last"
         if last_path.with_suffix(".safetensors").exists():
-            tensors, record = load_checkpoint(last_path)
-            wanted = json.loads(json.dumps(settings))  # as the record stores it (tuples become lists)
-            if record["settings"] != wanted:  # checked before any tensor is loaded
-                changed = sorted(k for k in {**wanted, **record["settings"]} if record["settings"].get(k) != wanted.get(k))
-                raise ValueError(
-                    f"checkpoint in {checkpoint_dir} was made with different settings ({', '.join(changed)} differ); "
-                    f"saved {record['settings']}, now {settings}. Use another checkpoint_dir or delete it."
-                )
-            best_state = restore_training_state(tensors, record, model, optimizer)
-            result = TrainResult(**record["result"])
+            result, best_state = _resume(last_path, settings, model, optimizer)
 
     steps_per_epoch = -(-n_train // batch_size)
     start_epoch = len(result.history)
@@ -263,8 +274,8 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
         if result.stopped_early:
             break
         started = time.perf_counter()
-        torch.manual_seed(seed * 1_000_003 + epoch)  # dropout masks of this epoch
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        torch.manual_seed(epoch_seed(seed, epoch))  # dropout masks of this epoch
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         total = 0.0
         for step, start in enumerate(range(0, n_train, batch_size)):
             global_step = epoch * steps_per_epoch + step
@@ -278,8 +289,8 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
             optimizer.step()
             total += loss.item() * len(indices)
             bar.update(1)
-        row = {"epoch": epoch + 1, "train_loss": total / n_train, **validate(),
-               "seconds": time.perf_counter() - started}
+        row = {"epoch": epoch + 1, "train_loss": total / n_train, **validate()}
+        _check_finite_losses(row, lr)
         result.history.append(row)
         if row["val_loss"] < result.best_val_loss:
             result.best_val_loss, result.best_epoch = row["val_loss"], epoch + 1
@@ -287,6 +298,7 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
         result.stopped_early = epoch + 1 - result.best_epoch >= patience
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
+        row["seconds"] = time.perf_counter() - started
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", best=result.best_epoch)
         if last_path is not None:
             save_training_state(last_path, model, optimizer,
@@ -297,13 +309,54 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
     return result
 
 
-def _check_training_args(train_tokens, val_tokens, epochs, batch_size, lr, patience) -> None:
-    for name, tokens in (("train_tokens", train_tokens), ("val_tokens", val_tokens)):
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long or len(tokens) == 0:
-            raise ValueError(f"{name} must be a non-empty (N, T) torch.long tensor")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+def _resume(last_path: Path, settings: dict, model: nn.Module, optimizer: torch.optim.Optimizer
+            ) -> tuple[TrainResult, dict[str, torch.Tensor]]:
+    """Restore model and optimizer from ``last_path`` if it was made with ``settings``: (result, best state).
 
+    The settings (data fingerprint included) are compared before any tensor is put into the model.
+    """
+    folder, file = last_path.parent, last_path.with_suffix(".safetensors")
+    regenerate = f"delete {folder} (training starts over) or pass another checkpoint_dir"
+    tensors, record = load_checkpoint(last_path, regenerate)
+    missing = [key for key in ("settings", "result", "optimizer_param_groups") if key not in record]
+    if missing:
+        raise CheckpointError(file, f"its record has no {missing}: it is not a training checkpoint",
+                              regenerate)
+    wanted = json.loads(json.dumps(settings))  # as the record stores it (tuples become lists)
+    if record["settings"] != wanted:
+        changed = sorted(k for k in {**wanted, **record["settings"]}
+                         if record["settings"].get(k) != wanted.get(k))
+        raise ValueError(f"checkpoint in {folder} was made with different settings ({', '.join(changed)} "
+                         f"differ); saved {record['settings']}, now {settings}. Use another "
+                         "checkpoint_dir or delete it.")
+    try:
+        best_state = restore_training_state(tensors, record, model, optimizer)
+        return TrainResult(**record["result"]), best_state
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # tensors of another model
+        raise CheckpointError(file, f"its tensors or record do not fit the model ({error})",
+                              regenerate) from error
+
+
+def _check_finite_losses(row: dict[str, float], lr: float) -> None:
+    """Stop a run whose losses are no longer finite (nothing of that epoch is kept or saved)."""
+    if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
+        raise FloatingPointError(
+            f"epoch {row['epoch']}: the training loss is {row['train_loss']} and the validation loss "
+            f"{row['val_loss']}: training diverged (lr={lr}); the last finite epoch's checkpoint, if any, "
+            "is kept. Lower lr, or check the loss's settings (alpha)")
+
+
+def _check_training_args(*, vocab_size: int, seq_len: int | None, epochs: int, batch_size: int, lr: float,
+                         weight_decay: float, patience: int, warmup_steps: int, seed: int,
+                         **tokens: torch.Tensor) -> None:
+    """Every setting of a training run, checked before anything is built or trained."""
+    for name, value in tokens.items():  # the training and validation tokens, by their argument names
+        check_token_ids(name, value, vocab_size, seq_len, dims=(2,))
+        if len(value) == 0:
+            raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(value.shape)}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        check_int(name, value, low=1)
+    check_positive("lr", lr)
+    check_number("weight_decay", weight_decay, low=0)
+    check_int("warmup_steps", warmup_steps, low=0)
+    check_seed("seed", seed)

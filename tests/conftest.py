@@ -1,11 +1,35 @@
-"""Test-wide settings: fast mode for every test and every notebook kernel nbval starts."""
+"""Test-wide settings: fast mode for every test and every notebook kernel nbval starts; the shipped files
+(weights and results) checked unchanged around every command a test runs and over the whole session."""
 
+import hashlib
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("ADVEBM_FAST", "1")  # set before nbval starts kernels, which inherit it
+
+PACKAGE = Path(__file__).resolve().parent.parent / "advebm_teach"
+SHIPPED = (PACKAGE / "pretrained", PACKAGE / "results")
+
+
+def shipped_checksums() -> dict[str, str]:
+    """SHA-256 of every shipped weight and result file, by path."""
+    return {str(path.relative_to(PACKAGE)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in SHIPPED for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+@pytest.fixture
+def shipped_files_unchanged():
+    """Fails the test if anything under ``pretrained/`` or ``results/`` changed while it ran."""
+    before = shipped_checksums()
+    yield
+    assert not changed_files(before, shipped_checksums()), "a command without --ship changed shipped files"
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +39,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_sessionstart(session):
+    session.config.shipped_at_start = shipped_checksums()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test may change a shipped file: the whole run fails if one did, naming the files."""
+    changed = changed_files(getattr(session.config, "shipped_at_start", {}), shipped_checksums())
+    changed = changed if hasattr(session.config, "shipped_at_start") else []
+    if changed:
+        print(f"\nshipped files changed during the tests: {changed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

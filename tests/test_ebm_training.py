@@ -2,6 +2,7 @@
 interrupt and resume, errors."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -133,16 +134,29 @@ def test_resume_with_another_method_is_refused(tmp_path):
                   **{**SMALL, "epochs": 1}, checkpoint_dir=tmp_path)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"method": "gan"}, "method must be 'bce' or 'adversarial'"),
-    ({"attack_steps": -1}, "attack_steps"),
-    ({"loss": "hinge"}, "loss must be"),
-    ({"epochs": 0}, "epochs"),
+@pytest.mark.parametrize("change, error, message", [
+    ({"method": "gan"}, ValueError, "method must be one of 'bce', 'adversarial'"),
+    ({"attack_steps": -1}, ValueError, "attack_steps"),
+    ({"attack_steps": 1.5}, TypeError, "attack_steps must be an int"),
+    ({"loss": "hinge"}, ValueError, "loss must be one of 'logistic', 'paper'"),
+    ({"alpha": float("nan")}, ValueError, "alpha must be a finite number >= 0, got nan"),
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"epochs": True}, TypeError, "epochs"),
+    ({"lr": float("inf")}, ValueError, "lr must be a finite number > 0"),
+    ({"val_data": VAL + 14}, ValueError, "val_data must be token ids in [0, 14)"),
+    ({"val_data": VAL[:, :-1]}, ValueError, "val_data must have length seq_len=11"),
+    ({"attack_options": {"steps": 3}}, TypeError, "steps"),
 ])
-def test_bad_arguments_name_the_problem(change, message):
+def test_bad_arguments_name_the_problem(change, error, message):
     arguments = {"method": "bce", "attack_steps": 1, **SMALL, **change}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=re.escape(message)):
         train_ebm(small_energy(), TASK, DATA, proposal_lm(), **arguments)
+
+
+def test_a_nan_regulariser_weight_is_refused_and_a_diverging_loss_stops_training():
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        train_ebm(small_energy(), TASK, DATA, proposal_lm(), "bce", **{**SMALL, "lr": 1e30}, loss="paper",
+                  alpha=0.0)
 
 
 def test_logistic_loss_checker_accepts_the_library_and_rejects_mistakes():

@@ -15,25 +15,27 @@ STRATEGIES = {"clean", "FGSM", "FGM", "FGM on the table", "PGD-3", "FreeAT-3", "
               "gradient penalty", "gradient penalty (finite difference)"}
 
 
-def test_bench_perturb_cost_prints_ratios_and_ideal_passes_last(capsys, monkeypatch, tmp_path):
+def test_bench_perturb_cost_prints_ratios_and_ideal_passes_last(capsys, monkeypatch, tmp_path,
+                                                                shipped_files_unchanged):
     monkeypatch.setenv("ADVEBM_FAST", "1")
-    monkeypatch.chdir(tmp_path)  # fast mode writes runs/bench/ here, never the shipped results
+    monkeypatch.chdir(tmp_path)  # the command writes runs/bench/ here, never the shipped results
     main(["bench", "perturb-cost", "--fast"])
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(figures["strategies"]) == STRATEGIES
     assert figures["strategies"]["clean"] == {**figures["strategies"]["clean"], "ratio": 1.0, "ideal": 1}
     assert figures["strategies"]["PGD-3"]["ideal"] == 4 and figures["strategies"]["FreeLB-3"]["ideal"] == 3
     assert all(row["ratio"] > 0 for row in figures["strategies"].values())
-    assert json.loads((tmp_path / "runs/bench/perturb-cost-fast.json").read_text())["command"].endswith("--fast")
+    assert json.loads((tmp_path / "runs/bench/course-fast/perturb_cost.json").read_text())["command"].endswith("--fast")
 
 
-def test_bench_perturb_runs_every_strategy_and_stores_its_table(capsys, monkeypatch, tmp_path):
+def test_bench_perturb_runs_every_strategy_and_stores_its_table(capsys, monkeypatch, tmp_path,
+                                                                shipped_files_unchanged):
     monkeypatch.setenv("ADVEBM_FAST", "1")
     monkeypatch.chdir(tmp_path)
     main(["bench", "perturb", "--fast"])
     means = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["strategies"]
     assert set(means) == STRATEGIES | {"baseline"}
-    stored = json.loads((tmp_path / "runs/bench/perturb-fast.json").read_text())
+    stored = json.loads((tmp_path / "runs/bench/course-fast/perturb.json").read_text())
     assert stored["fast_mode"] and stored["command"] == "advebm-teach bench perturb --fast"
     for name, row in stored["summary"].items():
         for key in METRICS:

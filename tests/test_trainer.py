@@ -1,6 +1,7 @@
 """The LM trainer: loss against an explicit reference, early stopping, determinism, interrupt and resume."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -121,22 +122,78 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"epochs": 0}, "epochs"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"lr": 0.0}, "lr"),
-        ({"patience": 0}, "patience"),
-    ],
-)
-def test_bad_arguments_name_the_problem(change, message):
-    with pytest.raises(ValueError, match=message):
+BAD_ARGUMENTS = [
+    ({"epochs": 0}, ValueError, "epochs must be an int >= 1"),
+    ({"epochs": True}, TypeError, "epochs must be an int >= 1, got True"),
+    ({"epochs": 2.0}, TypeError, "epochs must be an int"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"patience": 0}, ValueError, "patience"),
+    ({"lr": 0.0}, ValueError, "lr must be a finite number > 0"),
+    ({"lr": -1e-3}, ValueError, "lr must be a finite number > 0"),
+    ({"lr": float("inf")}, ValueError, "lr must be a finite number > 0, got inf"),
+    ({"lr": float("nan")}, ValueError, "lr must be a finite number > 0, got nan"),
+    ({"lr": "1e-3"}, TypeError, "lr must be a finite number"),
+    ({"warmup_steps": -1}, ValueError, "warmup_steps must be an int >= 0"),
+    ({"weight_decay": -0.1}, ValueError, "weight_decay must be a finite number >= 0"),
+    ({"weight_decay": float("nan")}, ValueError, "weight_decay"),
+    ({"seed": -1}, ValueError, "seed must be an int in [0, 4294967295]"),
+    ({"seed": 2**64}, ValueError, "seed must be an int in [0, 4294967295]"),
+    ({"seed": "3"}, TypeError, "seed must be an int"),
+]
+
+
+@pytest.mark.parametrize("change, error, message", BAD_ARGUMENTS, ids=[str(c) for c, _, _ in BAD_ARGUMENTS])
+def test_bad_arguments_name_the_problem_before_any_training(change, error, message, monkeypatch):
+    monkeypatch.setattr("advebm_teach.trainer._fit", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(error, match=re.escape(message)):
         train_lm(small_lm(), TRAIN, VAL, **{**SMALL, **change})
 
 
-def test_bad_data_names_the_problem():
-    with pytest.raises(ValueError, match="train_tokens"):
-        train_lm(small_lm(), TRAIN.float(), VAL, **SMALL)
-    with pytest.raises(ValueError, match="val_tokens"):
-        train_lm(small_lm(), TRAIN, VAL[:0], **SMALL)
+BAD_DATA = [
+    ("train_tokens", TRAIN.float(), VAL, TypeError, "train_tokens must hold integer token ids"),
+    ("train_tokens", TRAIN[0], VAL, ValueError, "train_tokens must have 2 dimensions"),
+    ("train_tokens", TRAIN + 20, VAL, ValueError, "train_tokens must be token ids in [0, 14)"),
+    ("train_tokens", TRAIN - 20, VAL, ValueError, "train_tokens must be token ids in [0, 14)"),
+    ("train_tokens", TRAIN.tolist(), VAL, TypeError, "train_tokens must be a torch.Tensor"),
+    ("val_tokens", TRAIN, VAL[:0], ValueError, "val_tokens must hold at least one sequence"),
+]
+
+
+@pytest.mark.parametrize("name, train, val, error, message", BAD_DATA, ids=[m for *_, m in BAD_DATA])
+def test_bad_data_names_the_problem(name, train, val, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        train_lm(small_lm(), train, val, **SMALL)
+
+
+def test_a_diverging_run_stops_naming_the_epoch_and_the_loss(tmp_path):
+    """A NaN weight (as lr=1e30 or a NaN regulariser make) gives NaN losses: an error, not the untrained
+    weights returned as the "best epoch 0"; no checkpoint of the diverged epoch is written."""
+    model = small_lm()
+    with torch.no_grad():
+        model.lm_head.weight[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"epoch 1: the training loss is nan and the validation loss nan"):
+        train_lm(model, TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path)
+    assert not (tmp_path / "last.safetensors").exists()
+
+
+def test_a_run_that_diverges_later_keeps_its_finite_checkpoint(tmp_path):
+    def poison_after_epoch_2(row, model):
+        if row["epoch"] == 2:
+            with torch.no_grad():
+                model.lm_head.bias.fill_(float("inf"))
+
+    with pytest.raises(FloatingPointError, match="epoch 3"):
+        train_lm(small_lm(), TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path, on_epoch_end=poison_after_epoch_2)
+    _, record = load_checkpoint(tmp_path / "last")
+    assert len(record["result"]["history"]) == 2
+
+
+def test_a_damaged_or_foreign_checkpoint_names_the_file_and_what_to_do(tmp_path):
+    from advebm_teach.checkpoints import CheckpointError, save_checkpoint
+
+    (tmp_path / "last.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / 'last.safetensors'}") + ".*delete"):
+        train_lm(small_lm(), TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path)
+    save_checkpoint(tmp_path / "last", small_lm().state_dict(), {"kind": "plm"})  # a model file, not a run
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        train_lm(small_lm(), TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path)
