@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -182,3 +184,13 @@ def model_config(model: Any) -> dict:
     """``model.config``, the sizes a course model records, or ``{}`` for a model without one."""
     config = getattr(model, "config", None)
     return config if isinstance(config, dict) else {}
+
+
+def check_folder(name: str, path: Any) -> Path:
+    """``path`` as a Path, if it is a folder or does not exist yet (a file there is refused)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name} must be a folder path, got {type(path).__name__}")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} must be a folder (it is created if missing); {path} is a file")
+    return path

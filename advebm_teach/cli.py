@@ -43,7 +43,8 @@ def _reproduce(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from . import bench
     from .checkpoints import write_text_atomic
-    from .shipping import RESULTS_DIR, check_can_ship, check_folder, run_folder, ship_files
+    from .checks import check_folder
+    from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
 
     if args.ship and args.target == "attack":
         raise ValueError("--ship: `bench attack` ships no file; --ship applies to perturb and perturb-cost")

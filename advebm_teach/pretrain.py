@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from .checkpoints import PRETRAINED_DIR, read_json, save_model
-from .checks import check_int, check_seed
+from .checks import check_folder, check_int, check_seed
 from .config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device
 from .models import LSTMLanguageModel, TransformerEnergy
 from .sampling import sample_lm
-from .shipping import RUNS_DIR, check_can_ship, check_folder, run_folder, ship_files
+from .shipping import RUNS_DIR, check_can_ship, run_folder, ship_files
 from .task import AdditionTask
 from .trainer import epoch_seed, train_lm
 

@@ -42,11 +42,11 @@ import torch
 from .attack import DiscreteAttack
 from .checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained, pretrained_path,
                           read_json, save_model, write_text_atomic)
-from .checks import check_int
+from .checks import check_folder, check_int
 from .config import fast_mode, get_config, make_task, pick
 from .plots import curves_with_intervals
 from .sampling import energies_of, resample_from_pool, sample_lm
-from .shipping import RESULTS_DIR, check_can_ship, check_folder, run_folder, ship_files
+from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
 from .trainer import train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)

@@ -23,14 +23,6 @@ def run_folder(command: str, config: str) -> Path:
     return RUNS_DIR / command / (f"{config}-fast" if fast_mode() else config)
 
 
-def check_folder(name: str, path: str | Path) -> Path:
-    """``path`` as a Path, if it is a folder or does not exist yet (a file there is refused)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{name} must be a folder (it is created if missing); {path} is a file")
-    return path
-
-
 def check_can_ship(ship: bool) -> None:
     """Refuse ``--ship`` in fast mode, before any work starts."""
     if ship and fast_mode():

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
-from .checks import check_choice, check_int, check_number, check_positive, check_seed, check_token_ids
+from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number, check_positive,
+                     check_model_fits, check_seed, check_token_ids, model_config)
 from .config import pick_device
 from .models import token_nll
 from .sampling import sample_lm
@@ -57,9 +58,14 @@ def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
     return total / count
 
 
+def derive_seed(seed: int, offset: int) -> int:
+    """A seed of its own for one use ``offset`` within a run seeded with ``seed``, in [0, 2**32)."""
+    return (seed * 1_000_003 + offset) % SEED_LIMIT
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``: its shuffle and dropout masks."""
-    return seed * 1_000_003 + epoch
+    return derive_seed(seed, epoch)
 
 
 @dataclass
@@ -139,10 +145,11 @@ def train_lm(
     ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the history's entry.
     The model ends holding the best epoch's weights, on ``device`` (default: ``pick_device()``).
     """
-    _check_training_args(train_tokens=train_tokens, val_tokens=val_tokens,
-                         vocab_size=model.config["vocab_size"], seq_len=model.config.get("seq_len"),
-                         epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps, seed=seed)
+    _check_training_args(model=("model", model), train_tokens=train_tokens, val_tokens=val_tokens,
+                         vocab_size=model_config(model).get("vocab_size"),
+                         seq_len=model_config(model).get("seq_len"), epochs=epochs, batch_size=batch_size,
+                         lr=lr, weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps,
+                         seed=seed, checkpoint_dir=checkpoint_dir)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
 
@@ -207,17 +214,19 @@ def train_ebm(
     fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss is kept.
     Checkpoints, resume, progress bar and history work as in ``train_lm``.
     """
-    _check_training_args(data=data, val_data=val_data, vocab_size=task.vocab_size, seq_len=task.seq_len,
-                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                         patience=patience, warmup_steps=0, seed=seed)
+    _check_training_args(model=("energy_model", energy_model), data=data, val_data=val_data, vocab_size=task.vocab_size,
+                         seq_len=task.seq_len, epochs=epochs, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, patience=patience, warmup_steps=0, seed=seed,
+                         checkpoint_dir=checkpoint_dir)
+    task.check_model("lm", lm)
     check_choice("method", method, ("bce", "adversarial"))
     check_int("attack_steps", attack_steps, low=0)
     check_choice("loss", loss, ("logistic", "paper"))
     check_number("alpha", alpha, low=0)
     device = torch.device(device) if device is not None else pick_device()
     energy_model.to(device)
-    negatives = sample_lm(lm, task, len(data), seed=seed * 1_000_003 + 1)
-    val_negatives = sample_lm(lm, task, len(val_data), seed=seed * 1_000_003 + 2)
+    negatives = sample_lm(lm, task, len(data), seed=derive_seed(seed, 1))
+    val_negatives = sample_lm(lm, task, len(val_data), seed=derive_seed(seed, 2))
     attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
                             **(attack_options or {}))
 
@@ -346,10 +355,14 @@ def _check_finite_losses(row: dict[str, float], lr: float) -> None:
             "is kept. Lower lr, or check the loss's settings (alpha)")
 
 
-def _check_training_args(*, vocab_size: int, seq_len: int | None, epochs: int, batch_size: int, lr: float,
-                         weight_decay: float, patience: int, warmup_steps: int, seed: int,
+def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None, seq_len: int | None, epochs: int,
+                         batch_size: int, lr: float, weight_decay: float, patience: int,
+                         warmup_steps: int, seed: int, checkpoint_dir: str | Path | None,
                          **tokens: torch.Tensor) -> None:
     """Every setting of a training run, checked before anything is built or trained."""
+    check_model_fits(*model, vocab_size, seq_len)  # (its argument's name, the model)
+    if checkpoint_dir is not None:
+        check_folder("checkpoint_dir", checkpoint_dir)
     for name, value in tokens.items():  # the training and validation tokens, by their argument names
         check_token_ids(name, value, vocab_size, seq_len, dims=(2,))
         if len(value) == 0:

@@ -168,3 +168,17 @@ def test_logistic_loss_checker_accepts_the_library_and_rejects_mistakes():
     assert not check_logistic_ebm_loss(lambda d, n: torch.nn.functional.softplus(-d).mean()
                                        + torch.nn.functional.softplus(n).mean())  # signs swapped
     assert repr(check_logistic_ebm_loss(lambda d, n: None)).startswith("✗ not yet")
+
+
+def test_models_for_another_task_are_refused_before_sampling(monkeypatch):
+    monkeypatch.setattr("advebm_teach.trainer.sample_lm", lambda *a, **k: pytest.fail("sampling started"))
+    other = AdditionTask(3)
+    with pytest.raises(ValueError, match="energy_model was built for seq_len=11, but the task has seq_len=14"):
+        train_ebm(small_energy(), other, other.sample(8, seed=0), proposal_lm(), "bce",
+                  **{**SMALL, "val_data": other.sample(8, seed=1)})
+    with pytest.raises(ValueError, match="lm was built for vocab_size=20"):
+        train_ebm(small_energy(), TASK, DATA, LSTMLanguageModel(20, embed_dim=8, hidden_dim=8), "bce", **SMALL)
+
+
+def test_large_seeds_derive_valid_seeds():
+    train_ebm(small_energy(), TASK, DATA[:16], proposal_lm(), "bce", **{**SMALL, "epochs": 1, "seed": 2**32 - 1})
