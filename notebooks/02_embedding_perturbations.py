@@ -56,7 +56,8 @@ from advebm_teach.config import pick
 from advebm_teach.exercises import check_fgm_perturbation, check_l2_projection
 from advebm_teach.perturb import (FGM, Clean, ascend, embedding_gradient, fgm, fgsm, gradient_penalty, kl_divergence, pgd,
                                   symmetric_kl)
-from advebm_teach.perturb_experiment import METRICS, RESULTS_DIR, classifier_objective, train_classifier
+from advebm_teach.perturb_experiment import METRICS, classifier_objective, train_classifier
+from advebm_teach.shipping import RESULTS_DIR
 from advebm_teach.plots import cost_bars, interval_dots, loglog_curves
 from advebm_teach.widgets import PerturbationExplorer
 
