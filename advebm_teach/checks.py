@@ -2,8 +2,8 @@
 
 Each check returns the value it accepted (normalised: ``int``, ``float``) or raises
 
-* ``TypeError`` when the argument is of the wrong kind (a string for a count, a float tensor of token ids),
-* ``ValueError`` when it is of the right kind but out of range (a negative count, a NaN learning rate),
+* ``TypeError`` when the argument is of the wrong kind (a string for a count, float token ids),
+* ``ValueError`` when it is of the right kind but out of range (a negative count, a NaN rate),
 
 and the message always starts with the argument's name and says what was expected, e.g.
 ``steps must be an int >= 0, got -1``. Booleans are never accepted as numbers (``epochs=True``).
@@ -19,7 +19,8 @@ from typing import Any, Iterable
 
 import torch
 
-SEED_LIMIT = 2**32  # seeds lie in [0, 2**32): every generator (Python, NumPy, torch) takes them as given
+# Seeds lie in [0, 2**32): every generator (Python's, NumPy's, torch's) takes them as given.
+SEED_LIMIT = 2**32
 
 _INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -117,8 +118,9 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
-def check_tensor(name: str, value: Any, dims: Iterable[int] | None = None, floating: bool = False) -> torch.Tensor:
-    """``value`` if it is a tensor with one of ``dims`` dimensions (and a floating dtype, if asked)."""
+def check_tensor(name: str, value: Any, dims: Iterable[int] | None = None,
+                 floating: bool = False) -> torch.Tensor:
+    """``value`` if it is a tensor with one of ``dims`` dimensions (and a float dtype if asked)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if floating and not value.is_floating_point():

@@ -1,10 +1,11 @@
-"""Where the commands write: under ``runs/`` by default, over the package's shipped files only on ``--ship``.
+"""Where commands write: under ``runs/`` by default, over the shipped files only on ``--ship``.
 
-The package ships weights (``pretrained/``) and results (``results/``) that the notebooks and tests read.
-Every command (``pretrain``, ``reproduce``, ``bench``) writes its output under ``runs/<command>/`` and
-leaves them alone; ``--ship`` then copies what the run made over the shipped files, each file written to a
-temporary file beside it and renamed onto it, so an interrupt leaves the old file or the new one. Shipping
-is refused in fast mode: shipped files come from the full protocol.
+The package ships weights (``pretrained/``) and results (``results/``) that the notebooks and tests
+read. Every command (``pretrain``, ``reproduce``, ``bench``) writes its output under
+``runs/<command>/`` and leaves them alone; ``--ship`` then copies what the run made over the
+shipped files, each file written to a temporary file beside it and renamed onto it, so an interrupt
+leaves the old file or the new one. Shipping is refused in fast mode: shipped files come from the
+full protocol.
 """
 
 from __future__ import annotations
@@ -15,23 +16,27 @@ from .checkpoints import copy_file_atomic
 from .config import fast_mode
 
 RUNS_DIR = Path("runs")
-RESULTS_DIR = Path(__file__).resolve().parent / "results"  # shipped results (weights: checkpoints.py)
+RESULTS_DIR = (
+    Path(__file__).resolve().parent / "results"
+)  # shipped results (weights: checkpoints.py)
 
 
 def run_folder(command: str, config: str) -> Path:
-    """The default output folder of ``command`` for ``config``: ``runs/<command>/<config>[-fast]``."""
+    """The default output folder of ``command``: ``runs/<command>/<config>[-fast]``."""
     return RUNS_DIR / command / (f"{config}-fast" if fast_mode() else config)
 
 
 def check_can_ship(ship: bool) -> None:
     """Refuse ``--ship`` in fast mode, before any work starts."""
     if ship and fast_mode():
-        raise ValueError("--ship replaces the package's shipped files, which come from the full protocol: "
-                         "run without fast mode (no --fast, ADVEBM_FAST unset)")
+        raise ValueError(
+            "--ship replaces the package's shipped files, which come from the full protocol: "
+            "run without fast mode (no --fast, ADVEBM_FAST unset)"
+        )
 
 
 def ship_files(pairs: list[tuple[Path, Path]], hint: str = "") -> list[Path]:
-    """Copy each ``(made, shipped)`` pair's file over the shipped one, atomically; returns the shipped paths.
+    """Copy each ``(made, shipped)`` file over the shipped one, atomically; the shipped paths.
 
     Every source is checked before the first file is replaced, so a missing one changes nothing
     (``hint`` says how to make it).

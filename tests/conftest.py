@@ -1,5 +1,6 @@
-"""Test-wide settings: fast mode for every test and every notebook kernel nbval starts; the shipped files
-(weights and results) checked unchanged around every command a test runs and over the whole session."""
+"""Test-wide settings: fast mode for every test and every notebook kernel nbval starts; the
+shipped files (weights, results) checked unchanged around every command a test runs and over the
+whole session."""
 
 import hashlib
 import os
@@ -16,12 +17,18 @@ SHIPPED = (PACKAGE / "pretrained", PACKAGE / "results")
 
 def shipped_checksums() -> dict[str, str]:
     """SHA-256 of every shipped weight and result file, by path."""
-    return {str(path.relative_to(PACKAGE)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for folder in SHIPPED for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(PACKAGE)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in SHIPPED
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
 
 
 @pytest.fixture
@@ -29,12 +36,14 @@ def shipped_files_unchanged():
     """Fails the test if anything under ``pretrained/`` or ``results/`` changed while it ran."""
     before = shipped_checksums()
     yield
-    assert not changed_files(before, shipped_checksums()), "a command without --ship changed shipped files"
+    assert not changed_files(before, shipped_checksums()), (
+        "a command without --ship changed shipped files"
+    )
 
 
 @pytest.fixture(scope="module")
 def one_thread():
-    """Tiny models run faster on one intra-op thread on a busy 2-core machine; restored afterwards."""
+    """Tiny models run faster on one intra-op thread on a busy 2-core machine; restored after."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,6 +1,7 @@
-"""Interrupt anywhere, run again, get the same weights: train_lm, train_ebm and pretrain, interrupted at
-every kind of boundary (inside an epoch, between epochs, between models, while saving) and resumed, end
-bit-identical to an uninterrupted run (CPU, the same thread count: the tests' one)."""
+"""Interrupt anywhere, run again, get the same weights: train_lm, train_ebm and pretrain,
+interrupted at every kind of boundary (inside an epoch, between epochs, between models, while
+saving) and resumed, end bit-identical to an uninterrupted run (CPU, the same thread count: the
+tests' one)."""
 
 import json
 
@@ -19,12 +20,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASK = AdditionTask(2)
 TRAIN, VAL = TASK.sample(48, seed=1), TASK.sample(16, seed=2)  # 3 steps per epoch at batch size 16
-SETTINGS = dict(epochs=3, batch_size=16, lr=3e-3, patience=50, seed=3, device="cpu", progress=False)
+SETTINGS = dict(
+    epochs=3, batch_size=16, lr=3e-3, patience=50, seed=3, device="cpu", progress=False
+)
 
 
 def interrupt_at(monkeypatch, owner, name: str, call: int, after: bool = False) -> None:
-    """Make ``owner.name`` raise KeyboardInterrupt at its ``call``-th call (1-based), before it runs or,
-    with ``after``, once it has run (a save that completed just before Ctrl-C)."""
+    """Make ``owner.name`` raise KeyboardInterrupt at its ``call``-th call (1-based), before it
+    runs or, with ``after``, once it has run (a save that completed just before Ctrl-C)."""
     real, calls = getattr(owner, name), []
 
     def interrupted(*args, **kwargs):
@@ -63,11 +66,21 @@ def fit_lm(model, **extra):
 
 
 def fit_ebm(model, **extra):
-    return train_ebm(model, TASK, TRAIN, proposal_lm(), "adversarial", 2, val_data=VAL,
-                     attack_options={"include_current": False}, **SETTINGS, **extra)
+    return train_ebm(
+        model,
+        TASK,
+        TRAIN,
+        proposal_lm(),
+        "adversarial",
+        2,
+        val_data=VAL,
+        attack_options={"include_current": False},
+        **SETTINGS,
+        **extra,
+    )
 
 
-# (where, the function patched, its call that is interrupted, after it ran): 9 optimizer steps in all
+# (where, the function patched, its call interrupted, after it ran): 9 optimizer steps in all
 BOUNDARIES = [
     ("the first step", "optimizer", 1, False),
     ("inside epoch 1", "optimizer", 2, False),
@@ -80,8 +93,9 @@ BOUNDARIES = [
 
 @pytest.mark.parametrize("fit", [fit_lm, fit_ebm], ids=["train_lm", "train_ebm"])
 @pytest.mark.parametrize("where, patched, call, after", BOUNDARIES, ids=[b[0] for b in BOUNDARIES])
-def test_a_trainer_interrupted_anywhere_resumes_to_the_same_weights(tmp_path, monkeypatch, fit, where,
-                                                                    patched, call, after):
+def test_a_trainer_interrupted_anywhere_resumes_to_the_same_weights(
+    tmp_path, monkeypatch, fit, where, patched, call, after
+):
     reference = small_transformer()
     expected = fit(reference)
     with monkeypatch.context() as patch:
@@ -91,8 +105,8 @@ def test_a_trainer_interrupted_anywhere_resumes_to_the_same_weights(tmp_path, mo
             interrupt_at(patch, trainer, "save_training_state", call, after)
         with pytest.raises(KeyboardInterrupt):
             fit(small_transformer(), checkpoint_dir=tmp_path)
-    # A run interrupted before its first checkpoint starts over from the caller's (same) initial weights;
-    # after one, other initial weights prove that everything comes from the checkpoint.
+    # A run interrupted before its first checkpoint starts over from the caller's (same) initial
+    # weights; after one, other initial weights prove that everything comes from the checkpoint.
     resumed_model = small_transformer(seed=99 if (tmp_path / "last.safetensors").exists() else 0)
     resumed = fit(resumed_model, checkpoint_dir=tmp_path)
     assert same_tensors(reference.state_dict(), resumed_model.state_dict()), where
@@ -107,16 +121,26 @@ def test_train_seconds_add_up_every_session(tmp_path, monkeypatch):
             fit_lm(small_transformer(), checkpoint_dir=tmp_path)
     first_session = json.loads((tmp_path / "last.json").read_text())["result"]["history"]
     resumed = fit_lm(small_transformer(), checkpoint_dir=tmp_path)
-    assert resumed.history[0]["seconds"] == first_session[0]["seconds"]  # epoch 1 ran before the interrupt
-    assert resumed.train_seconds == sum(row["seconds"] for row in resumed.history) > first_session[0]["seconds"]
+    assert (
+        resumed.history[0]["seconds"] == first_session[0]["seconds"]
+    )  # epoch 1 ran before the interrupt
+    assert (
+        resumed.train_seconds
+        == sum(row["seconds"] for row in resumed.history)
+        > first_session[0]["seconds"]
+    )
 
 
-# ---------------------------------------------------------------- pretrain: both models, in one command
+# ------------------------------------------------------------ pretrain: both models, one command
 TINY = CourseConfig(
-    name="course", n_digits=2,
-    plm=TrainingSetup(n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.05, patience=5),
-    energy_lm=TrainingSetup(n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.01,
-                            patience=5),
+    name="course",
+    n_digits=2,
+    plm=TrainingSetup(
+        n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.05, patience=5
+    ),
+    energy_lm=TrainingSetup(
+        n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.01, patience=5
+    ),
 )  # fast mode keeps these sizes: 2 steps per epoch, 2 epochs per model, 8 optimizer steps in all
 
 PRETRAIN_BOUNDARIES = [
@@ -131,8 +155,9 @@ PRETRAIN_BOUNDARIES = [
 
 
 def pretrain_tiny(tmp_path, **extra) -> dict:
-    return pretraining.pretrain(TINY, out=tmp_path / "out", checkpoints=tmp_path / "checkpoints",
-                                progress=False, **extra)
+    return pretraining.pretrain(
+        TINY, out=tmp_path / "out", checkpoints=tmp_path / "checkpoints", progress=False, **extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +167,12 @@ def uninterrupted(tmp_path_factory):
     return records, {kind: load_file(folder / "out" / f"{kind}.safetensors") for kind in records}
 
 
-@pytest.mark.parametrize("where, patched, call, after", PRETRAIN_BOUNDARIES,
-                         ids=[b[0] for b in PRETRAIN_BOUNDARIES])
-def test_pretrain_interrupted_anywhere_makes_the_same_weights(tmp_path, monkeypatch, uninterrupted, where,
-                                                              patched, call, after):
+@pytest.mark.parametrize(
+    "where, patched, call, after", PRETRAIN_BOUNDARIES, ids=[b[0] for b in PRETRAIN_BOUNDARIES]
+)
+def test_pretrain_interrupted_anywhere_makes_the_same_weights(
+    tmp_path, monkeypatch, uninterrupted, where, patched, call, after
+):
     expected_records, expected = uninterrupted
     with monkeypatch.context() as patch:
         torch.manual_seed(12345)  # the global generator's state must not matter either
@@ -158,23 +185,33 @@ def test_pretrain_interrupted_anywhere_makes_the_same_weights(tmp_path, monkeypa
     torch.manual_seed(54321)
     records = pretrain_tiny(tmp_path)
     for kind, tensors in expected.items():
-        assert same_tensors(tensors, load_file(tmp_path / "out" / f"{kind}.safetensors")), (where, kind)
+        assert same_tensors(tensors, load_file(tmp_path / "out" / f"{kind}.safetensors")), (
+            where,
+            kind,
+        )
         record, reference = records[kind], expected_records[kind]
         assert without_time(record["history"]) == without_time(reference["history"])
         metrics = {k: v for k, v in record["metrics"].items() if k != "train_seconds"}
         assert metrics == {k: v for k, v in reference["metrics"].items() if k != "train_seconds"}
-        assert record["metrics"]["train_seconds"] == round(sum(r["seconds"] for r in record["history"]), 1)
+        assert record["metrics"]["train_seconds"] == round(
+            sum(r["seconds"] for r in record["history"]), 1
+        )
 
 
 def test_the_energy_lm_starts_from_the_seed_of_plm_s_last_epoch(uninterrupted):
-    """The rule that makes the shipped energy LMs: its initial weights are drawn with P_LM's last epoch
-    seed (the state the first pretrain left torch's generator in), checked on the <eos> embedding row,
-    which LM training never changes but through weight decay (nothing predicts from <eos>)."""
+    """The rule that makes the shipped energy LMs: its initial weights are drawn with P_LM's last
+    epoch seed (the state the first pretrain left torch's generator in), checked on the <eos>
+    embedding row, which LM training never changes but through weight decay (nothing predicts from
+    <eos>)."""
     for config, plm_epochs in (("course", 29), ("paper", 35)):
         task = AdditionTask({"course": 5, "paper": 10}[config])
-        shipped = load_file(PRETRAINED_DIR / config / "energy_lm.safetensors")["token_embedding.weight"]
+        shipped = load_file(PRETRAINED_DIR / config / "energy_lm.safetensors")[
+            "token_embedding.weight"
+        ]
         seed = pretraining.energy_init_seed(0, plm_epochs)
         start = pretraining.initialised(lambda: TransformerEnergy.for_task(task), seed)
         eos = task.token_id["<eos>"]
-        cosine = torch.cosine_similarity(start.token_embedding.weight[eos].detach(), shipped[eos], dim=0)
+        cosine = torch.cosine_similarity(
+            start.token_embedding.weight[eos].detach(), shipped[eos], dim=0
+        )
         assert cosine > 0.9999, (config, float(cosine))
