@@ -3,7 +3,7 @@
 from .checkpoints import load_pretrained, load_pretrained_record
 from .config import fast_mode, make_task, pick_device, seed_everything
 from .models import LSTMLanguageModel, TransformerEnergy
-from .notebook import setup_notebook
+from .teaching.notebook import setup_notebook
 from .sampling import sample_lm
 from .task import AdditionTask
 

@@ -24,8 +24,8 @@ BENCH_FILES = {
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from .pretrain import pretrain
-    from .shipping import run_folder
+    from .experiments.pretrain import pretrain
+    from .experiments.shipping import run_folder
 
     out = Path(args.out) if args.out else run_folder("pretrain", args.config)
     records = pretrain(
@@ -46,8 +46,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import report, reproduce
-    from .shipping import run_folder
+    from .experiments.reproduce import report, reproduce
+    from .experiments.shipping import run_folder
 
     out = Path(args.out) if args.out else run_folder("reproduce", args.config)
     print(
@@ -58,10 +58,10 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from . import bench
+    from .experiments import bench
     from .checkpoints import write_text_atomic
     from .checks import check_folder
-    from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
+    from .experiments.shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
 
     if args.ship and args.target == "attack":
         raise ValueError(
@@ -73,7 +73,7 @@ def _bench(args: argparse.Namespace) -> None:
         figures = bench.bench_attack(head=args.head)
         bench.report_attack(figures)
     elif args.target == "perturb":
-        from .perturb_experiment import report
+        from .experiments.perturb_study import report
 
         figures = bench.bench_perturb(command=args.command_line)
         print(report(figures))
@@ -270,7 +270,7 @@ def _file_times(folders: list[Path]) -> dict[Path, int]:
 def _output_folders(args: argparse.Namespace) -> list[Path]:
     """The folders a command may write to: its output folder and the shipped files' folders."""
     from .checkpoints import PRETRAINED_DIR
-    from .shipping import RESULTS_DIR, run_folder
+    from .experiments.shipping import RESULTS_DIR, run_folder
 
     if args.command == "lab":
         return []

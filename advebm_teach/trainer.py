@@ -34,6 +34,7 @@ from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_nu
                      check_model_fits, check_seed, check_token_ids, model_config)
 from .config import pick_device
 from .models import token_nll
+from .perturb import Objective
 from .sampling import sample_lm
 from .task import AdditionTask
 
@@ -178,6 +179,17 @@ def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str
         return (energy_data.mean() - energy_negative.mean()
                 + alpha * (energy_data.pow(2).mean() + energy_negative.pow(2).mean()))
     raise ValueError(f"loss must be 'logistic' or 'paper', got {loss!r}")
+
+
+def classifier_objective(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor) -> Objective:
+    """The BCE classifier on a batch of true sums and as many P_LM samples: logit -E(x), ``ebm_loss`` logistic."""
+    if data.shape != negatives.shape:
+        raise ValueError(f"data {tuple(data.shape)} and negatives {tuple(negatives.shape)} must have the same shape")
+    tokens = torch.cat([data, negatives])
+    n = len(data)
+    return Objective(embed=lambda: energy_model.embed(tokens),
+                     forward=lambda embeds: -energy_model.energy_from_embeds(embeds, tokens),
+                     loss=lambda logits: ebm_loss(-logits[:n], -logits[n:]), tokens=tokens)
 
 
 def train_ebm(

@@ -53,12 +53,12 @@ import math
 import torch
 
 from advebm_teach.config import pick
-from advebm_teach.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
+from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
                                      greedy_attack, gwg_steps, importance_sampling, nce, relative_error, train)
-from advebm_teach.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
-from advebm_teach.plots import curves_against, curves_by_step, state_heatmaps
+from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
+from advebm_teach.teaching.plots import curves_against, curves_by_step, state_heatmaps
 from advebm_teach.saliency import first_order_scores
-from advebm_teach.toy import (BigramLM, ToyEBM, all_states, closed_walk_distribution, kl_divergence, sample_states,
+from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, kl_divergence, sample_states,
                               state_index)
 
 torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest, and much faster on a busy machine
@@ -202,7 +202,7 @@ print(f"gradient of the offset c: {abs(float(eq3[-1])):.3f} (adding a constant t
 #
 # ## 4. Five stand-ins for the model term
 #
-# Each estimator in `advebm_teach.estimators` computes the data term exactly and the model term from $n$
+# Each estimator in `advebm_teach.toy.estimators` computes the data term exactly and the model term from $n$
 # samples, and returns its gradient and its **cost**: energy evaluations in the negative phase (one per
 # sequence per forward pass, one more for a backward pass). All start from P_LM samples, as the paper's
 # attack does.

@@ -51,15 +51,16 @@ import math
 import torch
 
 from advebm_teach import TransformerEnergy, load_pretrained, make_task, sample_lm
-from advebm_teach.bench import bench_perturb_cost
+from advebm_teach.experiments.bench import bench_perturb_cost
 from advebm_teach.config import pick
-from advebm_teach.exercises import check_fgm_perturbation, check_l2_projection
+from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
 from advebm_teach.perturb import (FGM, Clean, ascend, embedding_gradient, fgm, fgsm, gradient_penalty, kl_divergence, pgd,
                                   symmetric_kl)
-from advebm_teach.perturb_experiment import METRICS, classifier_objective, train_classifier
-from advebm_teach.shipping import RESULTS_DIR
-from advebm_teach.plots import cost_bars, interval_dots, loglog_curves
-from advebm_teach.widgets import PerturbationExplorer
+from advebm_teach.experiments.perturb_study import METRICS, train_classifier
+from advebm_teach.trainer import classifier_objective
+from advebm_teach.experiments.shipping import RESULTS_DIR
+from advebm_teach.teaching.plots import cost_bars, interval_dots, loglog_curves
+from advebm_teach.teaching.widgets import PerturbationExplorer
 
 task = make_task("course")
 plm = load_pretrained("plm")

@@ -51,7 +51,7 @@ import torch
 from advebm_teach import load_pretrained, load_pretrained_record, make_task, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
-from advebm_teach.plots import curves_by_step, energy_histograms
+from advebm_teach.teaching.plots import curves_by_step, energy_histograms
 from advebm_teach.sampling import energies_of, lm_log_prob, resample_from_pool
 
 task = make_task("course")

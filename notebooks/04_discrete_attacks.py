@@ -48,10 +48,10 @@ import torch
 from advebm_teach import load_pretrained, make_task, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
-from advebm_teach.exercises import check_best_digit, check_l1_saliency
-from advebm_teach.plots import curves_by_step, prediction_scatter, saliency_grid
+from advebm_teach.teaching.exercises import check_best_digit, check_l1_saliency
+from advebm_teach.teaching.plots import curves_by_step, prediction_scatter, saliency_grid
 from advebm_teach.saliency import first_order_scores, token_saliency
-from advebm_teach.widgets import AttackStepper
+from advebm_teach.teaching.widgets import AttackStepper
 
 task = make_task("course")
 plm = load_pretrained("plm")

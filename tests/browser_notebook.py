@@ -28,7 +28,7 @@ import torch
 
 from advebm_teach import AdditionTask
 from advebm_teach.trace import AttackTrace
-from advebm_teach.widgets import AttackStepper
+from advebm_teach.teaching.widgets import AttackStepper
 
 task = AdditionTask(n_digits=3)
 steps, batch = 4, 2

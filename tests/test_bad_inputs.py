@@ -22,13 +22,16 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from advebm_teach import attack_reference, estimators, exercises, perturb, saliency, sampling, toy
+from advebm_teach import attack_reference, perturb, saliency, sampling
+from advebm_teach.teaching import exercises
+from advebm_teach.toy import ebm as toy
+from advebm_teach.toy import estimators
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import seed_everything
 from advebm_teach.models import LSTMLanguageModel, TransformerEnergy
 from advebm_teach.task import AdditionTask, check_task
 from advebm_teach.trace import AttackTrace
-from advebm_teach.widgets import AttackStepper, PerturbationExplorer
+from advebm_teach.teaching.widgets import AttackStepper, PerturbationExplorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 

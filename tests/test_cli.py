@@ -132,8 +132,8 @@ def test_bad_arguments_are_refused_before_any_work_naming_the_argument(argv, mes
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setattr("advebm_teach.trainer._fit", lambda *a, **k: pytest.fail("training started"))
-    monkeypatch.setattr("advebm_teach.reproduce.run_seed", lambda *a, **k: pytest.fail("a seed started"))
-    monkeypatch.setattr("advebm_teach.bench.bench_perturb", lambda *a, **k: pytest.fail("the bench started"))
+    monkeypatch.setattr("advebm_teach.experiments.reproduce.run_seed", lambda *a, **k: pytest.fail("a seed started"))
+    monkeypatch.setattr("advebm_teach.experiments.bench.bench_perturb", lambda *a, **k: pytest.fail("the bench started"))
     code, err = run_command(argv, capsys)
     assert code == 2 and message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written

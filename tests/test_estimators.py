@@ -14,10 +14,10 @@ import math
 import pytest
 import torch
 
-from advebm_teach.estimators import (adversarial, cosine, error_table, exact, flat, gibbs, gibbs_sweeps,
+from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, flat, gibbs, gibbs_sweeps,
                                      gibbs_with_gradients, greedy_attack, gwg_steps, importance_sampling, nce,
                                      relative_error, train)
-from advebm_teach.toy import BigramLM, ToyEBM, all_states, closed_walk_distribution, sample_states, state_index
+from advebm_teach.toy.ebm import BigramLM, ToyEBM, all_states, closed_walk_distribution, sample_states, state_index
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 

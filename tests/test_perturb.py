@@ -15,7 +15,8 @@ from advebm_teach.perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, FreeAT, Fre
                                   MatrixFGM, Objective, ascend, embedding_gradient, embedding_matrix_fgm,
                                   fgm, fgsm, gradient_penalty, kl_divergence, pgd, project,
                                   random_in_ball, symmetric_kl)
-from advebm_teach.perturb_experiment import Protocol, classifier_objective, strategies
+from advebm_teach.experiments.perturb_study import Protocol, strategies
+from advebm_teach.trainer import classifier_objective
 from advebm_teach.trainer import ebm_loss
 
 EPS = 0.3

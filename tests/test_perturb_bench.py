@@ -7,7 +7,7 @@ import math
 import torch
 
 from advebm_teach.cli import main
-from advebm_teach.perturb_experiment import METRICS, first_spurious_step
+from advebm_teach.experiments.perturb_study import METRICS, first_spurious_step
 from advebm_teach.task import AdditionTask
 from advebm_teach.trace import AttackTrace
 

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from advebm_teach import plots
+from advebm_teach.teaching import plots
 from advebm_teach.models import TransformerEnergy
 from advebm_teach.perturb import fgm, pgd
 from advebm_teach.task import AdditionTask
-from advebm_teach.widgets import PerturbationExplorer
+from advebm_teach.teaching.widgets import PerturbationExplorer
 
 TASK = AdditionTask(n_digits=2)
 

@@ -1,6 +1,6 @@
 """Figure builders return figures that carry the data they were given."""
 
-from advebm_teach.plots import per_position_bars, training_curves
+from advebm_teach.teaching.plots import per_position_bars, training_curves
 
 
 def test_training_curves_draw_each_requested_key():

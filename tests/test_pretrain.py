@@ -3,7 +3,7 @@
 import torch
 
 from advebm_teach import AdditionTask
-from advebm_teach.pretrain import copy_rate, data_seeds, sample_metrics
+from advebm_teach.experiments.pretrain import copy_rate, data_seeds, sample_metrics
 
 TASK = AdditionTask(2)
 

@@ -16,8 +16,8 @@ from advebm_teach import load_pretrained, load_pretrained_record, make_task, sam
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.cli import main
-from advebm_teach import reproduce as reproduction
-from advebm_teach.reproduce import CANDIDATES, STEPS, figures, interval, reproduce, targets
+from advebm_teach.experiments import reproduce as reproduction
+from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, figures, interval, reproduce, targets
 from conftest import changed_files, shipped_checksums
 
 SHIPPED = Path(__file__).resolve().parent.parent / "advebm_teach" / "results" / "course.json"

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
-from advebm_teach import pretrain as pretraining
+from advebm_teach.experiments import pretrain as pretraining
 from advebm_teach import trainer
 from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.config import CourseConfig, TrainingSetup

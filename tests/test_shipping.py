@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from advebm_teach import shipping
+from advebm_teach.experiments import shipping
 from advebm_teach.cli import main
-from advebm_teach.shipping import check_can_ship, ship_files
+from advebm_teach.experiments.shipping import check_can_ship, ship_files
 
 
 def test_ship_files_copies_each_file_byte_for_byte(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from advebm_teach.saliency import first_order_scores
-from advebm_teach.toy import (MAX_STATES, BigramLM, ToyEBM, all_states, check_states, closed_walk_distribution,
+from advebm_teach.toy.ebm import (MAX_STATES, BigramLM, ToyEBM, all_states, check_states, closed_walk_distribution,
                               kl_divergence, sample_states, state_index)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
@@ -348,7 +348,7 @@ def test_other_bad_arguments_are_refused():
 
 # ---------------------------------------------------------------- notebook 01's checkers and figures
 def test_notebook_01_checkers_say_right_and_wrong():
-    from advebm_teach.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
+    from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
 
     assert check_log_partition(lambda e: torch.logsumexp(-e, dim=0))
     naive = check_log_partition(lambda e: torch.log(torch.exp(-e).sum()))
@@ -372,7 +372,7 @@ def test_notebook_01_checkers_say_right_and_wrong():
 
 
 def test_state_heatmaps_place_every_state_in_its_cell():
-    from advebm_teach.plots import state_heatmaps
+    from advebm_teach.teaching.plots import state_heatmaps
 
     probs = [0.0] * 27
     probs[5], probs[26] = 0.75, 0.25  # states 012 and 222
@@ -388,7 +388,7 @@ def test_state_heatmaps_place_every_state_in_its_cell():
 
 
 def test_curves_against_draws_one_line_per_curve():
-    from advebm_teach.plots import curves_against
+    from advebm_teach.teaching.plots import curves_against
 
     fig = curves_against([16, 128], {"a": [0.5, 0.9], "b": [0.1, float("inf")]}, log_x=True)
     assert [trace.name for trace in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.1, None]

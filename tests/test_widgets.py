@@ -15,10 +15,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from advebm_teach import plots
+from advebm_teach.teaching import plots
 from advebm_teach.task import AdditionTask
 from advebm_teach.trace import AttackTrace
-from advebm_teach.widgets import PLOT_NAMES, AttackStepper
+from advebm_teach.teaching.widgets import PLOT_NAMES, AttackStepper
 
 INF = math.inf
 TASK = AdditionTask(n_digits=2)  # T = 11: <bos> a2 a1 + b2 b1 = c3 c2 c1 <eos>; V = 14

@@ -39,15 +39,15 @@ from typing import Any
 
 import torch
 
-from .attack import DiscreteAttack
-from .checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained, pretrained_path,
+from ..attack import DiscreteAttack
+from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained, pretrained_path,
                           read_json, save_model, write_text_atomic)
-from .checks import check_folder, check_int
-from .config import fast_mode, get_config, make_task, pick
-from .plots import curves_with_intervals
-from .sampling import energies_of, resample_from_pool, sample_lm
+from ..checks import check_folder, check_int
+from ..config import fast_mode, get_config, make_task, pick
+from ..teaching.plots import curves_with_intervals
+from ..sampling import energies_of, resample_from_pool, sample_lm
 from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
-from .trainer import train_ebm
+from ..trainer import train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)
 CANDIDATES = (1, 2, 5, 10, 20, 50)

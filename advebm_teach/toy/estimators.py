@@ -32,9 +32,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .checks import check_callable, check_int, check_positive, check_seed, check_tensor
-from .saliency import embedding_table, energy_and_gradient, first_order_from_gradients, token_saliency
-from .toy import BigramLM, ToyEBM, as_generator, check_states, kl_divergence, state_index
+from ..checks import check_callable, check_int, check_positive, check_seed, check_tensor
+from ..saliency import embedding_table, energy_and_gradient, first_order_from_gradients, token_saliency
+from .ebm import BigramLM, ToyEBM, as_generator, check_states, kl_divergence, state_index
 
 Grads = list[torch.Tensor]
 

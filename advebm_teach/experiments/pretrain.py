@@ -20,14 +20,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoints import PRETRAINED_DIR, read_json, save_model
-from .checks import check_folder, check_int, check_seed
-from .config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device
-from .models import LSTMLanguageModel, TransformerEnergy
-from .sampling import sample_lm
+from ..checkpoints import PRETRAINED_DIR, read_json, save_model
+from ..checks import check_folder, check_int, check_seed
+from ..config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device
+from ..models import LSTMLanguageModel, TransformerEnergy
+from ..sampling import sample_lm
 from .shipping import RUNS_DIR, check_can_ship, run_folder, ship_files
-from .task import AdditionTask
-from .trainer import epoch_seed, train_lm
+from ..task import AdditionTask
+from ..trainer import epoch_seed, train_lm
 
 EVAL_SAMPLES = 2_000
 

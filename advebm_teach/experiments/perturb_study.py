@@ -33,16 +33,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .attack import DiscreteAttack
-from .checkpoints import load_pretrained
-from .config import fast_mode, make_task
-from .perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB, GradientPenalty, MatrixFGM,
-                      Objective, Strategy, pgd)
+from ..attack import DiscreteAttack
+from ..checkpoints import load_pretrained
+from ..config import fast_mode, make_task
+from ..perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB, GradientPenalty, MatrixFGM,
+                      Strategy, pgd)
 from .reproduce import interval
-from .sampling import sample_lm
-from .task import AdditionTask
-from .trace import AttackTrace
-from .trainer import ebm_loss
+from ..sampling import sample_lm
+from ..task import AdditionTask
+from ..trace import AttackTrace
+from ..trainer import classifier_objective
 
 METRICS = ("clean_accuracy", "pgd_accuracy", "spurious_found", "steps_to_spurious")
 
@@ -102,17 +102,6 @@ def strategies(protocol: Protocol, sequence_numel: int, seed: int = 0) -> dict[s
         "gradient penalty (finite difference)": GradientPenalty(weight=protocol.penalty_weight,
                                                                 method="finite_difference"),
     }
-
-
-def classifier_objective(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor) -> Objective:
-    """The BCE classifier on a batch of true sums and as many P_LM samples: logit -E(x), ``ebm_loss`` logistic."""
-    if data.shape != negatives.shape:
-        raise ValueError(f"data {tuple(data.shape)} and negatives {tuple(negatives.shape)} must have the same shape")
-    tokens = torch.cat([data, negatives])
-    n = len(data)
-    return Objective(embed=lambda: energy_model.embed(tokens),
-                     forward=lambda embeds: -energy_model.energy_from_embeds(embeds, tokens),
-                     loss=lambda logits: ebm_loss(-logits[:n], -logits[n:]), tokens=tokens)
 
 
 def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor, strategy: Strategy, *,

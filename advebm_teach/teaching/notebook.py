@@ -6,7 +6,7 @@ import sys
 
 import plotly.io as pio
 
-from .config import fast_mode, pick_device
+from ..config import fast_mode, pick_device
 
 
 def on_colab() -> bool:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_int, check_positive, check_seed, check_tensor, check_token_ids
+from ..checks import check_int, check_positive, check_seed, check_tensor, check_token_ids
 
 MAX_STATES = 2**16  # enumeration is the point; beyond this the exact quantities stop being instant
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import copy_file_atomic
-from .config import fast_mode
+from ..checkpoints import copy_file_atomic
+from ..config import fast_mode
 
 RUNS_DIR = Path("runs")
-RESULTS_DIR = (
-    Path(__file__).resolve().parent / "results"
-)  # shipped results (weights: checkpoints.py)
+# The shipped results (the shipped weights are under checkpoints.PRETRAINED_DIR).
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
 def run_folder(command: str, config: str) -> Path:

@@ -6,7 +6,7 @@ samples and the shipped energy model, plus a dense matmul of the model's own sha
 run to estimate what this machine's BLAS can do. The last line printed is one JSON object.
 
 ``advebm-teach bench perturb [--fast]``: the embedding-space adversarial training experiment
-(``perturb_experiment``), every strategy over seeds.
+(``perturb_study``), every strategy over seeds.
 
 ``advebm-teach bench perturb-cost [--fast]``: the time of one training step of each strategy relative to a
 clean step, timed round-robin in one run, against its ideal pass count.
@@ -25,12 +25,12 @@ from typing import Callable
 
 import torch
 
-from .attack import DiscreteAttack
-from .attack_reference import naive_attack
-from .checkpoints import load_pretrained
-from .config import fast_mode, make_task, pick
-from .models import TransformerEnergy
-from .sampling import sample_lm
+from ..attack import DiscreteAttack
+from ..attack_reference import naive_attack
+from ..checkpoints import load_pretrained
+from ..config import fast_mode, make_task, pick
+from ..models import TransformerEnergy
+from ..sampling import sample_lm
 
 
 def forward_flops_per_token(model: TransformerEnergy, length: int) -> float:
@@ -150,8 +150,9 @@ def bench_perturb_cost(pairs: int | None = None, repeats: int | None = None) -> 
     (``passes``): a forward alone, a backward to the input only (an ascent step: no weight gradients), the
     gradient penalty's double backward, and a clean step (a pass plus the optimizer's step).
     """
-    from .perturb import embedding_gradient, loss_and_gradient_penalty
-    from .perturb_experiment import Protocol, classifier_objective, strategies
+    from ..perturb import embedding_gradient, loss_and_gradient_penalty
+    from .perturb_study import Protocol, strategies
+    from ..trainer import classifier_objective
 
     pairs = pairs or pick(100, 10)
     repeats = repeats or pick(40, 2)
@@ -220,7 +221,7 @@ def report_perturb_cost(figures: dict) -> None:
 
 
 def bench_perturb(command: str = "advebm-teach bench perturb") -> dict:
-    """Run the perturbation experiment (``perturb_experiment.run_experiment``); returns its results."""
-    from .perturb_experiment import run_experiment
+    """Run the perturbation experiment (``perturb_study.run_experiment``); returns its results."""
+    from .perturb_study import run_experiment
 
     return run_experiment(command=command)

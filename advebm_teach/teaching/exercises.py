@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .checks import check_callable, check_int, check_token_ids, model_config
+from ..checks import check_callable, check_int, check_token_ids, model_config
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any], m
     """
     import torch
 
-    from .toy import ToyEBM, state_index
+    from ..toy.ebm import ToyEBM, state_index
 
     check_callable("gibbs_conditional", gibbs_conditional)
     if not isinstance(model, ToyEBM):

@@ -15,11 +15,11 @@ import plotly.graph_objects as go
 import torch
 
 from . import plots
-from .checks import (check_bool, check_choice, check_int, check_number, check_positive,
+from ..checks import (check_bool, check_choice, check_int, check_number, check_positive,
                      check_token_ids)
 from .notebook import on_colab
-from .task import AdditionTask, check_task
-from .trace import AttackTrace
+from ..task import AdditionTask, check_task
+from ..trace import AttackTrace
 
 #: The plots of an ``AttackStepper``, in the order they appear (top to bottom, left to right), and their widths
 #: in pixels (fixed: a FigureWidget does not shrink to a narrow box, it overflows it).
@@ -84,7 +84,7 @@ class AttackStepper:
     def from_attack(cls, energy_model: torch.nn.Module, task: AdditionTask, tokens: torch.Tensor, steps: int = 10,
                     *, sequence: int = 0, figure_widget: bool | None = None, **attack_options: Any) -> AttackStepper:
         """Run ``DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)`` and step through it."""
-        from .attack import DiscreteAttack
+        from ..attack import DiscreteAttack
 
         trace = DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)
         return cls(trace, task, sequence=sequence, figure_widget=figure_widget)
@@ -338,7 +338,7 @@ class PerturbationExplorer:
         check_task(task).check_model("energy_model", energy_model)
         check_token_ids("data", data, task.vocab_size, task.seq_len, dims=(2,))
         check_token_ids("negatives", negatives, task.vocab_size, task.seq_len, dims=(2,))
-        from .perturb_experiment import classifier_objective
+        from ..trainer import classifier_objective
 
         tokens = torch.cat([data, negatives])
         symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
@@ -376,7 +376,7 @@ class PerturbationExplorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _compute(self) -> None:
-        from .perturb import fgm, fgsm, pgd
+        from ..perturb import fgm, fgsm, pgd
 
         eps, steps, embeds = float(self.epsilon_slider.value), int(self.steps_slider.value), self._embeds
         loss_fn = self.objective.loss_fn
