@@ -22,41 +22,62 @@ up to that one (``AttackTrace`` repeats it on access) and memory follows the ste
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
-from .checks import check_bool, check_choice, check_int, check_token_ids
+from .checks import check_bool, check_choice, check_int
 from .saliency import (embedding_table, energy_and_gradient, evaluation_mode, first_order_from_gradients,
                        saliency_from_gradient)
-from .task import AdditionTask, check_task
 from .trace import AttackTrace
 
-DIGITS = torch.arange(10)
+
+class AttackableTask(Protocol):
+    """What an attack needs of a task, and nothing else (TextAttack's split: the energy is the goal,
+    ``writable_tokens`` the transformation, ``editable_mask`` the constraint; the search is the attack's).
+
+    ``AdditionTask`` is one (it writes digits, at the digit positions or the answer's); the toy world's
+    ``toy.ebm.SymbolSequences`` is another (any symbol, anywhere).
+    """
+
+    vocab_size: int
+    position_sets: tuple[str, ...]  # the names ``positions`` may take; the first is the default
+
+    def check_model(self, name: str, model: nn.Module) -> nn.Module: ...
+
+    def check_sequences(self, tokens: torch.Tensor) -> torch.Tensor: ...  # a valid (B, T) batch, long
+
+    def editable_mask(self, tokens: torch.Tensor, positions: str) -> torch.Tensor: ...  # (B, T) bool
+
+    def writable_tokens(self) -> torch.Tensor: ...  # (K,) the token ids an attack may write
 
 
 class DiscreteAttack:
     """``DiscreteAttack(energy_model, task, steps).attack(tokens) -> AttackTrace``.
 
-    ``positions``: ``"digits"`` (a, b and c, the paper's reading) or ``"answer"`` (c only);
-    ``candidates``: None (every digit) or k in 1..9 (the k best alternatives by first-order score);
+    ``task``: any ``AttackableTask``. ``positions``: one of ``task.position_sets`` (default: the first;
+    for ``AdditionTask`` ``"digits"``, a, b and c, the paper's reading, or ``"answer"``, c only);
+    ``candidates``: None (every writable token) or k in 1..K-1 (the k best alternatives by first-order
+    score; for ``AdditionTask`` K = 10 digits);
     ``batch_size``: sequences per chunk (default: 256 on CPU, 4096 on a GPU).
     The model runs in eval mode and its mode is restored; no parameter or embedding table is touched.
     """
 
-    def __init__(self, energy_model: nn.Module, task: AdditionTask, steps: int, positions: str = "digits",
-                 candidates: int | None = None, include_current: bool = True, tabu: bool = False,
+    def __init__(self, energy_model: nn.Module, task: AttackableTask, steps: int,
+                 positions: str | None = None, candidates: int | None = None,
+                 include_current: bool = True, tabu: bool = False,
                  batch_size: int | None = None) -> None:
-        check_attack_options(energy_model, task, steps, positions, candidates, include_current,
-                             tabu)
+        self.positions = check_attack_options(energy_model, task, steps, positions, candidates,
+                                              include_current, tabu)
         self.energy_model, self.task, self.steps = energy_model, task, int(steps)
-        self.positions = positions
         self.candidates = None if candidates is None else int(candidates)
         self.include_current, self.tabu = include_current, tabu
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
 
     def attack(self, tokens: torch.Tensor) -> AttackTrace:
         """Run ``steps`` steps on ``tokens (B, T)`` (well-formed sequences); the trace lives on the CPU."""
-        tokens = check_attack_tokens(self.task, tokens)
+        tokens = self.task.check_sequences(tokens)
         device = next(self.energy_model.parameters()).device
         batch_size = self.batch_size or (4096 if device.type == "cuda" else 256)
         with evaluation_mode(self.energy_model):
@@ -122,10 +143,11 @@ class DiscreteAttack:
                       current: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` token ids to evaluate besides the current one, in ascending order.
 
-        Every other digit, or the k with the highest first-order score (``saliency.first_order_from_gradients``).
+        Every other writable token, or the k with the highest first-order score
+        (``saliency.first_order_from_gradients``).
         """
-        digits = DIGITS.to(current.device).expand(len(current), -1)
-        others = digits[digits != current[:, None]].view(len(current), 9)
+        writable = self.task.writable_tokens().to(current.device).expand(len(current), -1)
+        others = writable[writable != current[:, None]].view(len(current), writable.shape[1] - 1)
         if self.candidates is None:
             return others
         rows = torch.arange(len(x), device=x.device)
@@ -149,26 +171,24 @@ class DiscreteAttack:
         return self.energy_model.energy(x)
 
 
-def check_attack_options(energy_model: nn.Module, task: AdditionTask, steps: int, positions: str,
-                         candidates: int | None, include_current: bool, tabu: bool) -> None:
-    """The options of ``DiscreteAttack`` (and ``naive_attack``): each named when it is refused."""
-    check_task(task).check_model("energy_model", energy_model)
+def check_attack_options(energy_model: nn.Module, task: AttackableTask, steps: int,
+                         positions: str | None, candidates: int | None, include_current: bool,
+                         tabu: bool) -> str:
+    """The options of ``DiscreteAttack`` (and ``naive_attack``), each named when it is refused;
+    returns the positions to edit (the task's default for None)."""
+    missing = [name for name in ("vocab_size", "position_sets", "check_model", "check_sequences",
+                                 "editable_mask", "writable_tokens") if not hasattr(task, name)]
+    if missing:
+        raise TypeError(f"task must be an AdditionTask or another AttackableTask; a "
+                        f"{type(task).__name__} has no {', '.join(missing)}")
+    task.check_model("energy_model", energy_model)
     check_int("steps", steps, 0)
-    check_choice("positions", positions, ("digits", "answer"))
-    if candidates is not None:
-        check_int("candidates", candidates, 1, 9)  # alternatives to the current digit
+    if candidates is not None:  # alternatives to the current token
+        check_int("candidates", candidates, 1, len(task.writable_tokens()) - 1)
     check_bool("include_current", include_current)
     check_bool("tabu", tabu)
-
-
-def check_attack_tokens(task: AdditionTask, tokens: torch.Tensor) -> torch.Tensor:
-    """``tokens`` as ``torch.long`` if they are a batch ``(B, T)`` of well-formed sequences."""
-    tokens = check_token_ids("tokens", tokens, task.vocab_size, task.seq_len, dims=(2,)).long()
-    malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
-    if malformed:
-        raise ValueError(f"tokens must be well formed (task.is_well_formed); "
-                         f"rows {malformed[:10]} are not")
-    return tokens
+    return task.position_sets[0] if positions is None else check_choice("positions", positions,
+                                                                         task.position_sets)
 
 
 def _stack(items: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:

@@ -13,11 +13,8 @@ import math
 import torch
 from torch import nn
 
-from .attack import check_attack_options, check_attack_tokens
-from .task import AdditionTask
+from .attack import AttackableTask, check_attack_options
 from .trace import AttackTrace
-
-N_DIGITS = 10  # the candidate tokens are the digits, token ids 0..9
 
 
 def _energy_of_one(energy_model: nn.Module, x: torch.Tensor) -> float:
@@ -41,10 +38,10 @@ def _gradient_of_one(energy_model: nn.Module, x: torch.Tensor, vocab_size: int
 
 def naive_attack(
     energy_model: nn.Module,
-    task: AdditionTask,
+    task: AttackableTask,
     tokens: torch.Tensor,
     steps: int,
-    positions: str = "digits",
+    positions: str | None = None,
     candidates: int | None = None,
     include_current: bool = True,
     tabu: bool = False,
@@ -52,18 +49,19 @@ def naive_attack(
     """Attack every sequence of ``tokens (B, T)`` for ``steps`` steps; the same contract as ``DiscreteAttack``.
 
     Each step: i* = the allowed position with the largest ||grad_{e_i}(-E(x))||_1 (first on ties); the
-    candidates are the digits at i* (without the current token if ``include_current=False``; with
-    ``candidates=k`` the k other digits of highest first-order score g_i* . (E_v - e_x_i*) + t_i*[v] - t_i*[x_i*]
+    candidates are the task's writable tokens (for ``AdditionTask`` the digits) at i* (without the current token if ``include_current=False``; with
+    ``candidates=k`` the k other tokens of highest first-order score g_i* . (E_v - e_x_i*) + t_i*[v] - t_i*[x_i*]
     (t: the gradient with respect to the one-hot target, nonzero only for ``lm_nll``), ties toward the
     lower id, plus the current token if included); the new sequence is the candidate of lowest energy
     (ties toward the lower id), the current token keeping its known energy. ``tabu=True`` forbids a position
     whose step changed nothing until the sequence changes; with no position left the step is skipped
     (position -1).
     """
-    check_attack_options(energy_model, task, steps, positions, candidates, include_current, tabu)
+    positions = check_attack_options(energy_model, task, steps, positions, candidates,
+                                     include_current, tabu)
     parameter = next(energy_model.parameters())
     device, dtype = parameter.device, parameter.dtype
-    tokens = check_attack_tokens(task, tokens).to(device)
+    tokens = task.check_sequences(tokens).to(device)
     B, T = tokens.shape
     V = task.vocab_size
 
@@ -79,6 +77,7 @@ def naive_attack(
         with torch.no_grad():
             embedding_table = [energy_model.embed(torch.tensor([v], device=device))[0] for v in range(V)]
         editable = task.editable_mask(tokens[:1], positions)[0].tolist()
+        writable = task.writable_tokens().tolist()
 
         for b in range(B):  # each sequence on its own
             x = tokens[b].clone()
@@ -110,7 +109,7 @@ def naive_attack(
                 current = int(x[best])
 
                 # 4. the candidate tokens
-                others = [v for v in range(N_DIGITS) if v != current]
+                others = [v for v in writable if v != current]
                 if candidates is not None:
                     score = {}
                     for v in others:  # first-order estimate of the energy decrease: g . (E_v - e_x) + t[v] - t[x]

@@ -52,6 +52,8 @@ class AdditionTask:
         self.format_template = template
         self.digit_slots = template < 0
 
+    position_sets = ("digits", "answer")  # what ``editable_mask`` (and an attack) may edit
+
     def __repr__(self) -> str:
         return f"AdditionTask(n_digits={self.n_digits})"
 
@@ -190,12 +192,25 @@ class AdditionTask:
         the layout, not on the token values.
         """
         tokens = self._batch(tokens)
-        if check_choice("positions", positions, ("digits", "answer")) == "digits":
+        if check_choice("positions", positions, self.position_sets) == "digits":
             row = self.digit_slots.clone()
         else:
             row = torch.zeros(self.seq_len, dtype=torch.bool)
             row[self.c_positions] = True
         return row.expand(tokens.shape[0], -1).clone()
+
+    def writable_tokens(self) -> torch.Tensor:
+        """``(10,)``: the token ids an attack may write, the digits (token id = digit value)."""
+        return torch.arange(len(DIGITS))
+
+    def check_sequences(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens`` as ``torch.long`` if they are a batch ``(B, T)`` of well-formed sequences."""
+        tokens = check_token_ids("tokens", tokens, self.vocab_size, self.seq_len, dims=(2,)).long()
+        malformed = (~self.is_well_formed(tokens)).nonzero().flatten().tolist()
+        if malformed:
+            raise ValueError(f"tokens must be well formed (task.is_well_formed); "
+                             f"rows {malformed[:10]} are not")
+        return tokens
 
     def position_labels(self) -> list[str]:
         """A name per position for plots: ``<bos>, a5..a1, +, b5..b1, =, c6..c1, <eos>``."""

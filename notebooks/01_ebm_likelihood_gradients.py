@@ -52,14 +52,15 @@ import math
 
 import torch
 
+from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
-from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
-                                     greedy_attack, gwg_steps, importance_sampling, nce, relative_error, train)
+from advebm_teach.saliency import first_order_scores
 from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
 from advebm_teach.teaching.plots import curves_against, curves_by_step, state_heatmaps
-from advebm_teach.saliency import first_order_scores
-from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, kl_divergence, sample_states,
-                              state_index)
+from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, kl_divergence,
+                                  sample_states, state_index)
+from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
+                                         gwg_steps, importance_sampling, nce, relative_error, train)
 
 torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest, and much faster on a busy machine
 
@@ -428,7 +429,7 @@ curves_by_step({name: [row["log_likelihood"] for row in history] for name, histo
 starts = plm.sample(1000, seed=4)
 print(f"P_LM samples alone: {float(support[state_index(starts, V)].float().mean()):.3f} on a data walk")
 for name, energy_model in trained.items():
-    attacked, _ = greedy_attack(energy_model, starts, steps=5)
+    attacked = DiscreteAttack(energy_model, energy_model.sequences, 5, tabu=True).attack(starts).final
     with torch.no_grad():
         mass = float(energy_model.distribution()[support].sum())
     print(f"{name:22s} p_theta's mass on the data walks {mass:.3f}; P_LM samples after 5 attack steps "

@@ -14,10 +14,12 @@ import math
 import pytest
 import torch
 
-from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, flat, gibbs, gibbs_sweeps,
-                                     gibbs_with_gradients, greedy_attack, gwg_steps, importance_sampling, nce,
-                                     relative_error, train)
+from advebm_teach.attack import DiscreteAttack
+from advebm_teach.attack_reference import naive_attack
 from advebm_teach.toy.ebm import BigramLM, ToyEBM, all_states, closed_walk_distribution, sample_states, state_index
+from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, flat, gibbs, gibbs_sweeps,
+                                         gibbs_with_gradients, gwg_steps, importance_sampling, nce,
+                                         relative_error, train)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 
@@ -156,42 +158,18 @@ def test_biased_estimators_keep_their_error_as_samples_grow(name, make):
 
 
 # ---------------------------------------------------------------- the attack
-def naive_attack(model: ToyEBM, x: torch.Tensor, steps: int) -> torch.Tensor:
-    """The paper's attack for one sequence, as plain as the pseudo-code, with the tabu rule."""
-    x = x.clone()
-    tabu = [False] * model.length
-    for _ in range(steps):
-        if all(tabu):
-            break
-        onehot = torch.nn.functional.one_hot(x, model.n_symbols).double()[None].requires_grad_(True)
-        (gradient,) = torch.autograd.grad(-model.energy_from_embeds(onehot).sum(), onehot)
-        saliency = [float(gradient[0, i].abs().sum()) if not tabu[i] else -math.inf for i in range(model.length)]
-        i = max(range(model.length), key=lambda j: (saliency[j], -j))  # first maximum
-        energies = []
-        for v in range(model.n_symbols):
-            y = x.clone()
-            y[i] = v
-            with torch.no_grad():
-                energies.append(float(model.energy(y[None])))
-        best = min(range(model.n_symbols), key=lambda v: (energies[v], v))
-        if best == int(x[i]):
-            tabu[i] = True
-        else:
-            x[i] = best
-            tabu = [False] * model.length
-    return x
-
-
-def test_greedy_attack_matches_the_one_sequence_loop_and_never_raises_the_energy():
+def test_the_course_attack_runs_on_the_toy_as_the_reference_does_and_never_raises_the_energy():
+    """The one attack class and the one reference attack, on the toy's sequences (any symbol, anywhere),
+    with the tabu rule the adversarial estimator uses."""
     model = ToyEBM(V, T, seed=1)
     start = PLM.sample(40, seed=6)
-    got, cost = greedy_attack(model, start, steps=8)
-    expected = torch.stack([naive_attack(model, row, 8) for row in start])
-    assert torch.equal(got, expected)
-    assert cost == 40 * 8 * (2 + V)
+    got = DiscreteAttack(model, model.sequences, 8, tabu=True).attack(start)
+    expected = naive_attack(model, model.sequences, start, 8, tabu=True)
+    assert torch.equal(got.tokens, expected.tokens) and torch.equal(got.position, expected.position)
+    assert torch.allclose(got.energy, expected.energy, rtol=0, atol=1e-12)
     with torch.no_grad():
-        assert (model.energy(got) <= model.energy(start) + 1e-12).all()
-        assert (model.energy(got) < model.energy(start) - 1e-9).float().mean() > 0.5
+        assert (model.energy(got.final) <= model.energy(start) + 1e-12).all()
+        assert (model.energy(got.final) < model.energy(start) - 1e-9).float().mean() > 0.5
 
 
 # ---------------------------------------------------------------- costs

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_int, check_positive, check_seed, check_tensor, check_token_ids
+from ..checks import (check_choice, check_int, check_model_fits, check_positive, check_seed,
+                      check_tensor, check_token_ids, model_config)
 
 MAX_STATES = 2**16  # enumeration is the point; beyond this the exact quantities stop being instant
 
@@ -167,6 +168,38 @@ class BigramLM:
         return x
 
 
+class SymbolSequences:
+    """The toy world as an attack sees it (an ``attack.AttackableTask``): sequences of ``length``
+    symbols 0..V-1, every position editable, every symbol writable."""
+
+    position_sets = ("all",)
+
+    def __init__(self, n_symbols: int, length: int) -> None:
+        _check_space(n_symbols, length)
+        self.vocab_size, self.length = n_symbols, length
+
+    def check_model(self, name: str, model: nn.Module) -> nn.Module:
+        """``model`` if it is an energy over this world's sequences (a ``ToyEBM`` of its size)."""
+        check_model_fits(name, model, self.vocab_size)
+        if model_config(model).get("length", self.length) != self.length:
+            raise ValueError(f"{name} was built for length={model.config['length']}, "
+                             f"but the sequences have length={self.length}")
+        return model
+
+    def check_sequences(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens`` as ``torch.long`` if they are a batch ``(B, length)`` of symbols."""
+        return check_states(tokens, self.vocab_size, self.length, "tokens")
+
+    def editable_mask(self, tokens: torch.Tensor, positions: str = "all") -> torch.Tensor:
+        """``(B, T)`` bool, all True: an attack may rewrite any position."""
+        check_choice("positions", positions, self.position_sets)
+        return torch.ones(len(tokens), self.length, dtype=torch.bool)
+
+    def writable_tokens(self) -> torch.Tensor:
+        """``(V,)``: every symbol."""
+        return torch.arange(self.vocab_size)
+
+
 class ToyEBM(nn.Module):
     """E_theta(x) = w . relu(W onehot(x) + b) + c: one hidden layer of ReLU units on the one-hot symbols.
 
@@ -197,6 +230,11 @@ class ToyEBM(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(hidden, dtype=torch.float64))
         self.out_weight = nn.Parameter(out)
         self.offset = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    @property
+    def sequences(self) -> SymbolSequences:
+        """The sequences this energy scores, as an attack sees them."""
+        return SymbolSequences(self.n_symbols, self.length)
 
     def states(self) -> torch.Tensor:
         """``(V^T, T)``: every state, in lexicographic order."""

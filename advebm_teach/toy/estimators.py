@@ -14,7 +14,7 @@ They differ in how they stand in for the model term, which needs samples of p_th
 * ``nce``: the Residual-EBM baseline's binary classification of data against proposal samples.
   **Its gradient is not the likelihood gradient**: it is the gradient of a different objective that
   happens to have the same optimum (when the model can reach it);
-* ``adversarial``: proposal samples moved by the paper's greedy attack (section 2.2). **Biased**: the
+* ``adversarial``: proposal samples moved by the paper's attack (section 2.2, ``attack.DiscreteAttack``). **Biased**: the
   negatives sit at local minima of the energy, not at samples of p_theta.
 
 Every Monte-Carlo estimator starts from n samples of the proposal (P_LM's role), as the paper's attack
@@ -32,8 +32,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..attack import DiscreteAttack
 from ..checks import check_callable, check_int, check_positive, check_seed, check_tensor
-from ..saliency import embedding_table, energy_and_gradient, first_order_from_gradients, token_saliency
+from ..saliency import embedding_table, energy_and_gradient, first_order_from_gradients
 from .ebm import BigramLM, ToyEBM, as_generator, check_states, kl_divergence, state_index
 
 Grads = list[torch.Tensor]
@@ -141,35 +142,6 @@ def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.G
     return x, 2 * n * (steps + 1), accepted / max(n * steps, 1)
 
 
-def greedy_attack(model: ToyEBM, init: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
-    """The paper's attack (section 2.2) from each row of ``init``, deterministic: states and cost.
-
-    Per step: i* = argmax_i ||grad_{e_i}(-E(x))||_1 (eq. 4, ``saliency.token_saliency``); every symbol is
-    written at i* and the lowest energy wins (eq. 6; the current symbol is a candidate, so E never rises;
-    ties go to the lower symbol). As in notebook 04, a position that failed to improve is tabu for that
-    sequence until some symbol changes, so the search moves on instead of stalling.
-    One forward and one backward pass, plus V forward passes, per sequence per step.
-    """
-    x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
-    check_int("steps", steps, 0)
-    n, T, V = len(x), model.length, model.n_symbols
-    rows = torch.arange(n)
-    tabu = torch.zeros(n, T, dtype=torch.bool)
-    for _ in range(steps):
-        saliency = token_saliency(model, x, mask=~tabu)
-        active = ~tabu.all(dim=1)
-        position = saliency.argmax(dim=1)
-        candidates = x.repeat_interleave(V, dim=0)
-        candidates[torch.arange(n * V), position.repeat_interleave(V)] = torch.arange(V).repeat(n)
-        with torch.no_grad():
-            best = model.energy(candidates).view(n, V).argmin(dim=1)
-        stalled = best == x[rows, position]
-        x[rows[active], position[active]] = best[active]
-        tabu[rows[active & stalled], position[active & stalled]] = True
-        tabu[active & ~stalled] = False
-    return x, n * steps * (2 + V)
-
-
 # ---------------------------------------------------------------------------- gradient estimators
 def exact(model: ToyEBM, data: torch.Tensor) -> GradientEstimate:
     """``model.exact_grad(data)``: the model term summed over all V^T states (one forward and backward each)."""
@@ -240,13 +212,23 @@ def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int
 
 def adversarial(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
                 steps: int = 5) -> GradientEstimate:
-    """Model term from n proposal samples moved by ``greedy_attack`` (Algorithm 1, lines 5-17), equal weights.
+    """Model term from n proposal samples moved by the paper's attack (Algorithm 1, lines 5-17), equal
+    weights: ``attack.DiscreteAttack`` on the toy's sequences, with the tabu rule of notebook 04 so that
+    the search moves on instead of stalling. Its cost: per sequence and step, a forward and a backward
+    for the saliency (the forward also gives the current energy), and one forward per other symbol
+    evaluated (none when every position is tabu).
 
     **Biased**: the attack carries every sample to a nearby low-energy state, so the negatives
     over-represent the modes (spurious ones included, which is the point) and do not follow p_theta.
     """
     _check_problem(model, data, proposal)
-    negatives, cost = greedy_attack(model, proposal.sample(n, seed), steps)
+    check_int("steps", steps, 0)
+    negatives, cost = proposal.sample(n, seed), 0
+    if steps:
+        trace = DiscreteAttack(model, model.sequences, steps, tabu=True).attack(negatives)
+        # the candidates evaluated: every finite candidate energy but the current token's, carried over
+        evaluated = int(trace.candidate_energy.isfinite().sum() - (trace.position >= 0).sum())
+        negatives, cost = trace.final, 2 * n * steps + evaluated
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
 
 
