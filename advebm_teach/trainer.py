@@ -157,11 +157,12 @@ def train_lm(
     def batch_loss(indices: torch.Tensor) -> torch.Tensor:
         return lm_loss(model, train_tokens[indices].to(device))
 
-    return _fit(model, batch_loss, lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)},
-                n_train=len(train_tokens), n_val=len(val_tokens),
-                settings={"data_sha256": data_fingerprint(train_tokens, val_tokens)}, epochs=epochs, batch_size=batch_size,
-                lr=lr, weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps, seed=seed,
-                checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
+    return fit(model, minimise(batch_loss), n_train=len(train_tokens), epochs=epochs,
+               batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+               validate=lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)}, patience=patience,
+               warmup_steps=warmup_steps, n_val=len(val_tokens),
+               settings={"data_sha256": data_fingerprint(train_tokens, val_tokens)},
+               checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
 
 
 def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str = "logistic",
@@ -262,22 +263,49 @@ def train_ebm(
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
                 "attack_options": attack_options or {},
                 "data_sha256": data_fingerprint(data, val_data, negatives, val_negatives)}
-    return _fit(energy_model, batch_loss, validate, n_train=len(data), n_val=len(val_data), settings=settings,
-                epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                warmup_steps=0, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
+    return fit(energy_model, minimise(batch_loss), n_train=len(data), epochs=epochs,
+               batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, validate=validate,
+               patience=patience, n_val=len(val_data), settings=settings,
+               checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
 
 
-def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], validate: Callable[[], dict],
-         *, n_train: int, n_val: int, settings: dict, epochs: int, batch_size: int, lr: float, weight_decay: float,
-         patience: int, warmup_steps: int, seed: int, checkpoint_dir: str | Path | None, progress: bool,
-         on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None) -> TrainResult:
-    """The loop both trainers share: AdamW on ``batch_loss(indices)`` over shuffled mini-batches,
-    ``validate()`` after each epoch (its ``val_loss`` decides early stopping), atomic checkpoints."""
+TrainStep = Callable[[torch.Tensor, torch.optim.Optimizer], float]
+
+
+def minimise(batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> TrainStep:
+    """The plain training step: zero the gradients, back-propagate ``batch_loss(indices)``, step."""
+
+    def step(indices: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        loss = batch_loss(indices)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def fit(model: nn.Module, train_step: TrainStep, *, n_train: int, epochs: int, batch_size: int,
+        lr: float, weight_decay: float, seed: int, validate: Callable[[], dict] | None = None,
+        patience: int | None = None, warmup_steps: int = 0, n_val: int | None = None,
+        settings: dict | None = None, checkpoint_dir: str | Path | None = None,
+        progress: bool = True, on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
+        desc: str | None = None) -> TrainResult:
+    """The one training loop (minGPT's shape): AdamW over shuffled mini-batches of ``n_train`` items.
+
+    Each step is ``train_step(indices, optimizer)``, which updates the model and returns the batch's
+    mean objective: ``minimise(batch_loss)`` for a plain loss, or an embedding-space adversary's step
+    (``perturb.Strategy``). The loop knows nothing else of the step. After each epoch ``validate()``
+    (if given) returns metrics whose ``val_loss`` picks the kept epoch and stops training after
+    ``patience`` epochs without improvement; without it every epoch runs and the last is kept.
+    ``warmup_steps`` raise the learning rate linearly to ``lr``. With ``checkpoint_dir`` every epoch
+    is saved atomically with ``settings`` (a resume is refused when they differ).
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     settings = {
-        **settings, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-        "patience": patience, "warmup_steps": warmup_steps, "seed": seed, "n_train": n_train, "n_val": n_val,
-        "model": model_record(model),
+        **(settings or {}), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "weight_decay": weight_decay, "patience": patience, "warmup_steps": warmup_steps, "seed": seed,
+        "n_train": n_train, "n_val": n_val, "model": model_record(model),
     }
     result = TrainResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -290,7 +318,7 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
     steps_per_epoch = -(-n_train // batch_size)
     start_epoch = len(result.history)
     bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, disable=not progress,
-               desc=f"train {type(model).__name__}", unit="step")
+               desc=desc or f"train {type(model).__name__}", unit="step")
     for epoch in range(start_epoch, epochs):
         if result.stopped_early:
             break
@@ -300,27 +328,28 @@ def _fit(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], v
         total = 0.0
         for step, start in enumerate(range(0, n_train, batch_size)):
             global_step = epoch * steps_per_epoch + step
-            for group in optimizer.param_groups:
+            for group in optimizer.param_groups:  # the warm-up: lr (t + 1) / warmup_steps, then lr
                 group["lr"] = lr * min(1.0, (global_step + 1) / warmup_steps) if warmup_steps else lr
             indices = order[start : start + batch_size]
             model.train()
-            loss = batch_loss(indices)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(indices)
+            total += train_step(indices, optimizer) * len(indices)
             bar.update(1)
-        row = {"epoch": epoch + 1, "train_loss": total / n_train, **validate()}
+        row = {"epoch": epoch + 1, "train_loss": total / n_train, **(validate() if validate else {})}
         _check_finite_losses(row, lr)
         result.history.append(row)
-        if row["val_loss"] < result.best_val_loss:
+        if validate is None:  # every epoch runs, and the last is kept
+            result.best_epoch = epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif row["val_loss"] < result.best_val_loss:
             result.best_val_loss, result.best_epoch = row["val_loss"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        result.stopped_early = epoch + 1 - result.best_epoch >= patience
+        result.stopped_early = validate is not None and epoch + 1 - result.best_epoch >= patience
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
         row["seconds"] = time.perf_counter() - started
-        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", best=result.best_epoch)
+        shown = {"train": row["train_loss"], "val": row.get("val_loss")}
+        bar.set_postfix({**{k: f"{v:.3f}" for k, v in shown.items() if v is not None},
+                         "best": result.best_epoch})
         if last_path is not None:
             save_training_state(last_path, model, optimizer,
                                 {"settings": settings, "result": asdict(result)}, best_state)
@@ -360,11 +389,14 @@ def _resume(last_path: Path, settings: dict, model: nn.Module, optimizer: torch.
 
 def _check_finite_losses(row: dict[str, float], lr: float) -> None:
     """Stop a run whose losses are no longer finite (nothing of that epoch is kept or saved)."""
-    if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
+    names = {"train_loss": "the training loss", "val_loss": "the validation loss"}
+    losses = {name: row[name] for name in names if name in row}
+    if not all(math.isfinite(value) for value in losses.values()):
         raise FloatingPointError(
-            f"epoch {row['epoch']}: the training loss is {row['train_loss']} and the validation loss "
-            f"{row['val_loss']}: training diverged (lr={lr}); the last finite epoch's checkpoint, if any, "
-            "is kept. Lower lr, or check the loss's settings (alpha)")
+            f"epoch {row['epoch']}: " + " and ".join(f"{names[name]} is {value}"
+                                                     for name, value in losses.items())
+            + f": training diverged (lr={lr}); the last finite epoch's checkpoint, if any, is kept. "
+            "Lower lr, or check the loss's settings (alpha)")
 
 
 def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None, seq_len: int | None, epochs: int,

@@ -131,7 +131,7 @@ def test_bad_arguments_are_refused_before_any_work_naming_the_argument(argv, mes
                                                                         capsys, shipped_files_unchanged):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a-file").write_text("not a folder")
-    monkeypatch.setattr("advebm_teach.trainer._fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("advebm_teach.trainer.fit", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setattr("advebm_teach.experiments.reproduce.run_seed", lambda *a, **k: pytest.fail("a seed started"))
     monkeypatch.setattr("advebm_teach.experiments.bench.bench_perturb", lambda *a, **k: pytest.fail("the bench started"))
     code, err = run_command(argv, capsys)

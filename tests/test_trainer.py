@@ -144,7 +144,7 @@ BAD_ARGUMENTS = [
 
 @pytest.mark.parametrize("change, error, message", BAD_ARGUMENTS, ids=[str(c) for c, _, _ in BAD_ARGUMENTS])
 def test_bad_arguments_name_the_problem_before_any_training(change, error, message, monkeypatch):
-    monkeypatch.setattr("advebm_teach.trainer._fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("advebm_teach.trainer.fit", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(error, match=re.escape(message)):
         train_lm(small_lm(), TRAIN, VAL, **{**SMALL, **change})
 
@@ -171,7 +171,7 @@ def test_a_diverging_run_stops_naming_the_epoch_and_the_loss(tmp_path):
     model = small_lm()
     with torch.no_grad():
         model.lm_head.weight[0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"epoch 1: the training loss is nan and the validation loss nan"):
+    with pytest.raises(FloatingPointError, match=r"epoch 1: the training loss is nan and the validation loss is nan"):
         train_lm(model, TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path)
     assert not (tmp_path / "last.safetensors").exists()
 

@@ -42,7 +42,7 @@ from .reproduce import interval
 from ..sampling import sample_lm
 from ..task import AdditionTask
 from ..trace import AttackTrace
-from ..trainer import classifier_objective
+from ..trainer import classifier_objective, fit
 
 METRICS = ("clean_accuracy", "pgd_accuracy", "spurious_found", "steps_to_spurious")
 
@@ -104,34 +104,25 @@ def strategies(protocol: Protocol, sequence_numel: int, seed: int = 0) -> dict[s
     }
 
 
-def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor, strategy: Strategy, *,
-                     epochs: int, batch_size: int, lr: float, weight_decay: float = 0.01, seed: int = 0,
-                     progress: bool = False) -> list[float]:
-    """AdamW over shuffled mini-batches, each step taken by ``strategy``; ceil(epochs / strategy.replays) epochs.
-
-    Returns the mean training objective of each epoch; the model ends in eval mode.
-    """
+def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor,
+                     strategy: Strategy, *, epochs: int, batch_size: int, lr: float,
+                     weight_decay: float = 0.01, seed: int = 0, progress: bool = False) -> list[float]:
+    """The BCE energy trained by ``trainer.fit`` with ``strategy`` as its step, on data against as many
+    negatives; ceil(epochs / strategy.replays) epochs. Returns each epoch's mean training objective;
+    the model ends in eval mode."""
     if len(data) != len(negatives) or len(data) == 0:
-        raise ValueError(f"data and negatives must be non-empty and as many, got {len(data)} and {len(negatives)}")
-    optimizer = torch.optim.AdamW(energy_model.parameters(), lr=lr, weight_decay=weight_decay)
+        raise ValueError(f"data and negatives must be non-empty and as many, got {len(data)} and "
+                         f"{len(negatives)}")
     device = next(energy_model.parameters()).device
-    n_epochs = -(-epochs // strategy.replays)
-    history = []
-    bar = tqdm(total=n_epochs * -(-len(data) // batch_size), disable=not progress, desc=str(strategy), unit="step")
-    for epoch in range(n_epochs):
-        torch.manual_seed(seed * 1_000_003 + epoch)  # dropout masks of this epoch
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        total = 0.0
-        for start in range(0, len(data), batch_size):
-            indices = order[start : start + batch_size]
-            energy_model.train()
-            total += strategy.step(classifier_objective(energy_model, data[indices].to(device),
-                                                        negatives[indices].to(device)), optimizer) * len(indices)
-            bar.update(1)
-        history.append(total / len(data))
-    bar.close()
-    energy_model.eval()
-    return history
+
+    def step(indices: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        batch = classifier_objective(energy_model, data[indices].to(device), negatives[indices].to(device))
+        return strategy.step(batch, optimizer)
+
+    result = fit(energy_model, step, n_train=len(data), epochs=-(-epochs // strategy.replays),
+                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, progress=progress,
+                 desc=str(strategy))
+    return [row["train_loss"] for row in result.history]
 
 
 def _accuracy(energy: torch.Tensor, n_data: int) -> float:
