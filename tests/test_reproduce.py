@@ -17,7 +17,8 @@ from advebm_teach.attack import DiscreteAttack
 from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.cli import main
 from advebm_teach.experiments import reproduce as reproduction
-from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, figures, interval, reproduce, targets
+from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, figures, reproduce, targets
+from advebm_teach.experiments.statistics import interval, paired_difference
 from conftest import changed_files, shipped_checksums
 
 SHIPPED = Path(__file__).resolve().parent.parent / "advebm_teach" / "results" / "course.json"
@@ -25,14 +26,26 @@ S_KEYS, N_KEYS = [str(s) for s in STEPS], [str(n) for n in CANDIDATES]
 
 
 def test_interval_by_hand():
-    """[1, 2, 3]: mean 2, sd 1, half-width t_{0.975, 2} / sqrt(3) = 4.303 / 1.732."""
+    """[1, 2, 3]: mean 2, sd 1, half-width t_{0.975, 2} / sqrt(3), with t from a printed table
+    (R's qt(0.975, 2) = 4.302653, qt(0.975, 39) = 2.022691, qt(0.975, 9) = 2.262157)."""
     mean, low, high = interval([1.0, 2.0, 3.0])
     assert mean == 2.0
-    assert high - mean == pytest.approx(4.303 / math.sqrt(3), rel=1e-4) and mean - low == pytest.approx(high - mean)
-    assert interval([0.5]) == (0.5, 0.5, 0.5)
-    # many seeds: the normal quantile
-    values = [0.0, 1.0] * 20
-    assert interval(values)[2] - 0.5 == pytest.approx(1.96 * math.sqrt(10 / 39) / math.sqrt(40), rel=1e-6)
+    assert high - mean == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert mean - low == pytest.approx(high - mean)
+    assert interval([0.5]) == (0.5, 0.5, 0.5) and interval([0.25] * 10) == (0.25, 0.25, 0.25)
+    values = [0.0, 1.0] * 20  # sd sqrt(10/39)
+    assert interval(values)[2] - 0.5 == pytest.approx(2.022691 * math.sqrt(10 / 39) / math.sqrt(40), rel=1e-6)
+    with pytest.raises(ValueError, match="values must hold at least one number"):
+        interval([])
+
+
+def test_paired_difference_by_hand():
+    """Differences [0.1, 0.2, 0.3, 0.2]: mean 0.2, sd sqrt(0.02/3), t_{0.975, 3} = 3.182446."""
+    (mean, low, high), ahead = paired_difference([0.5, 0.6, 0.7, 0.6], [0.4, 0.4, 0.4, 0.4])
+    half = 3.182446 * math.sqrt(0.02 / 3) / 2
+    assert (mean, low, high) == pytest.approx((0.2, 0.2 - half, 0.2 + half), rel=1e-6) and ahead == 4
+    with pytest.raises(ValueError, match="one value per seed"):
+        paired_difference([1.0], [1.0, 2.0])
 
 
 def results_with(alg1_s10: list[float], bce_s10: list[float], improved_s20: list[float],

@@ -38,7 +38,7 @@ from ..checkpoints import load_pretrained
 from ..config import fast_mode, make_task
 from ..perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB, GradientPenalty, MatrixFGM,
                       Strategy, pgd)
-from .reproduce import interval
+from .statistics import interval
 from ..sampling import sample_lm
 from ..task import AdditionTask
 from ..trace import AttackTrace

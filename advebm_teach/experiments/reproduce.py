@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +45,7 @@ from ..checks import check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick
 from ..teaching.plots import curves_with_intervals
 from ..sampling import energies_of, resample_from_pool, sample_lm
+from .statistics import interval, paired_difference
 from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
 from ..trainer import train_ebm
 
@@ -204,26 +204,6 @@ def collect(per_seed: list[dict[str, Any]], config: str, protocol: Protocol, wal
             "seconds_per_seed": [round(run["wall_s"], 1) for run in per_seed], "wall_s": round(wall_s, 1)}
 
 
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95 % t-interval over seeds."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, mean, mean
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = _t975(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def _t975(dof: int) -> float:
-    """The 97.5 % quantile of Student's t with ``dof`` degrees of freedom (table to 30, then the normal's)."""
-    return _T975[dof - 1] if dof <= len(_T975) else 1.960
-
-
 SHIPPED_ENERGIES = ("energy_bce", "energy_adv", "energy_improved")
 
 
@@ -323,8 +303,7 @@ def figure_2_paired(results: dict[str, Any]) -> tuple[tuple[float, float, float]
     Both methods ran on the same seeds (same data, same test samples), so their difference is judged seed
     by seed; two overlapping per-method intervals would not mean "no effect".
     """
-    alg1, bce = results["attack"]["adversarial"]["10"], results["attack"]["bce"]["10"]
-    return interval([a - b for a, b in zip(alg1, bce)]), sum(a > b for a, b in zip(alg1, bce))
+    return paired_difference(results["attack"]["adversarial"]["10"], results["attack"]["bce"]["10"])
 
 
 def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
