@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from .checks import check_bool, check_choice, check_int
-from .saliency import (embedding_table, energy_and_gradient, evaluation_mode, first_order_from_gradients,
+from .models import evaluation_mode
+from .saliency import (embedding_table, energy_and_gradient, first_order_from_gradients,
                        saliency_from_gradient)
 from .trace import AttackTrace
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .attack import AttackableTask, check_attack_options
+from .models import evaluation_mode
 from .trace import AttackTrace
 
 
@@ -71,9 +72,7 @@ def naive_attack(
     trace_saliency = torch.empty(steps, B, T, dtype=dtype, device=device)
     trace_candidate_energy = torch.empty(steps, B, V, dtype=dtype, device=device)
 
-    was_training = energy_model.training
-    energy_model.eval()
-    try:
+    with evaluation_mode(energy_model):
         with torch.no_grad():
             embedding_table = [energy_model.embed(torch.tensor([v], device=device))[0] for v in range(V)]
         editable = task.editable_mask(tokens[:1], positions)[0].tolist()
@@ -152,8 +151,6 @@ def naive_attack(
                 energy = candidate_energy[winner]
                 trace_tokens[s + 1, b] = x
                 trace_energy[s + 1, b] = energy
-    finally:
-        energy_model.train(was_training)
 
     return AttackTrace(
         tokens=trace_tokens,

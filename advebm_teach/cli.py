@@ -46,12 +46,12 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .experiments.reproduce import report, reproduce
+    from .experiments.reproduce import report_reproduction, reproduce
     from .experiments.shipping import run_folder
 
     out = Path(args.out) if args.out else run_folder("reproduce", args.config)
     print(
-        report(
+        report_reproduction(
             reproduce(args.config, seeds=args.seeds, out=out, ship=args.ship, restart=args.restart)
         )
     )
@@ -73,10 +73,10 @@ def _bench(args: argparse.Namespace) -> None:
         figures = bench.bench_attack(head=args.head)
         bench.report_attack(figures)
     elif args.target == "perturb":
-        from .experiments.perturb_study import report
+        from .experiments.perturb_study import report_perturb_study
 
         figures = bench.bench_perturb(command=args.command_line)
-        print(report(figures))
+        print(report_perturb_study(figures))
     else:
         figures = {**bench.bench_perturb_cost(), "command": args.command_line}
         bench.report_perturb_cost(figures)

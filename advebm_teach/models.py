@@ -13,8 +13,9 @@ ever edits an embedding table in place.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,17 @@ from .task import AdditionTask, check_task
 
 EnergyHead = Literal["mean", "eos", "lm_nll"]
 ENERGY_HEADS: tuple[str, ...] = ("mean", "eos", "lm_nll")
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode (no dropout) and restore its train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -16,26 +16,15 @@ One backward pass gives both. Everything acts on the models' embedding seam
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_choice, check_int, check_tensor, check_token_ids, model_config
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run ``model`` in eval mode (no dropout) and restore its train/eval mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+from .models import evaluation_mode
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from torch import nn
 from .attack import DiscreteAttack
 from .checks import (check_bool, check_finite, check_int, check_positive, check_seed, check_tensor,
                      check_token_ids, model_config, seeded_generator)
+from .models import evaluation_mode
 from .task import AdditionTask, check_task
 
 
@@ -43,15 +44,11 @@ def sample_lm(
     batch_size = check_int("batch_size", batch_size, 1)
     generator = seeded_generator(seed, generator)
     device = next(lm.parameters()).device
-    was_training = lm.training
-    lm.eval()
-    try:
+    with evaluation_mode(lm):
         chunks = [
             _sample_chunk(lm, task, min(batch_size, n - start), generator, temperature, constrained, device)
             for start in range(0, n, batch_size)
         ]
-    finally:
-        lm.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, task.seq_len, dtype=torch.long)
 
 
@@ -59,7 +56,7 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
     """Left to right, one token at a time; the model carries its state (``next_token_logits``)."""
     tokens = task.format_template.repeat(n, 1)  # format tokens in place, -1 in digit slots
     digit_only = torch.full((task.vocab_size,), float("-inf"))
-    digit_only[:10] = 0.0
+    digit_only[task.digit_ids] = 0.0
     state = None
     for t in range(1, task.seq_len):
         logits, state = lm.next_token_logits(tokens[:, t - 1].to(device), state)  # reads x_{t-1}, predicts x_t
@@ -82,18 +79,17 @@ def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_s
     malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
     if malformed:
         raise ValueError(f"tokens must be well formed (constrained sampling draws no others); rows {malformed[:10]} are not")
-    device = next(lm.parameters()).device
-    was_training = lm.training
-    lm.eval()
-    try:
-        parts = []
+    device, n_digit_ids = next(lm.parameters()).device, len(task.digit_ids)  # ids 0..9 are the digits
+    parts = []
+    with evaluation_mode(lm):
         for chunk in tokens.split(batch_size):
-            log_probs = torch.log_softmax(lm(chunk.to(device))[:, :-1, :10].float(), dim=-1).cpu()
-            drawn = log_probs.gather(-1, chunk[:, 1:, None].clamp(max=9)).squeeze(-1)  # format slots: dropped below
+            # log softmax over the digits only: (B, T-1, 10)
+            logits = lm(chunk.to(device))[:, :-1, :n_digit_ids].float()
+            log_probs = torch.log_softmax(logits, dim=-1).cpu()
+            targets = chunk[:, 1:, None].clamp(max=n_digit_ids - 1)  # format slots: dropped below
+            drawn = log_probs.gather(-1, targets).squeeze(-1)  # (B, T-1)
             parts.append(drawn[:, task.digit_slots[1:]].sum(dim=1))
-        return torch.cat(parts) if parts else torch.empty(0)
-    finally:
-        lm.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0)
 
 
 @torch.no_grad()
@@ -108,12 +104,8 @@ def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int =
     if len(tokens) == 0:
         return torch.empty(0)
     device = next(energy_model.parameters()).device
-    was_training = energy_model.training
-    energy_model.eval()
-    try:
+    with evaluation_mode(energy_model):
         return torch.cat([energy_model.energy(chunk.to(device)).cpu() for chunk in tokens.split(batch_size)])
-    finally:
-        energy_model.train(was_training)
 
 
 def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidates: int,

@@ -22,7 +22,8 @@ import torch
 from .checks import (check_bool, check_choice, check_int, check_model_fits, check_token_ids,
                      seeded_generator)
 
-DIGITS = [str(d) for d in range(10)]
+BASE = 10  # decimal: the digits 0-9 are the token ids 0-9
+DIGITS = [str(d) for d in range(BASE)]
 BOS, EOS, PLUS, EQUALS = "<bos>", "<eos>", "+", "="
 _SYMBOL = re.compile(r"<bos>|<eos>|\S")
 
@@ -126,15 +127,15 @@ class AdditionTask:
         """
         n = check_int("n", n, 0)
         generator = seeded_generator(seed, generator)
-        a = torch.randint(0, 10, (n, self.n_digits), generator=generator)
-        b = torch.randint(0, 10, (n, self.n_digits), generator=generator)
+        a = torch.randint(0, BASE, (n, self.n_digits), generator=generator)
+        b = torch.randint(0, BASE, (n, self.n_digits), generator=generator)
         return self.assemble(a, b, self.add_digits(a, b))
 
     def assemble(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Sequences from digit tensors ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
-        a = check_token_ids("a", a, 10, self.n_digits, dims=(2,))
-        b = check_token_ids("b", b, 10, self.n_digits, dims=(2,))
-        c = check_token_ids("c", c, 10, self.n_digits + 1, dims=(2,))
+        a = check_token_ids("a", a, BASE, self.n_digits, dims=(2,))
+        b = check_token_ids("b", b, BASE, self.n_digits, dims=(2,))
+        c = check_token_ids("c", c, BASE, self.n_digits + 1, dims=(2,))
         if not len(a) == len(b) == len(c):
             raise ValueError(f"a, b and c must match in rows, got {len(a)}, {len(b)}, {len(c)}")
         tokens = self.format_template.repeat(a.shape[0], 1)
@@ -146,8 +147,8 @@ class AdditionTask:
     @staticmethod
     def add_digits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Column addition with carries: digits of ``a + b`` (B, n+1), most significant first."""
-        a = check_token_ids("a", a, 10, dims=(2,))
-        b = check_token_ids("b", b, 10, dims=(2,))
+        a = check_token_ids("a", a, BASE, dims=(2,))
+        b = check_token_ids("b", b, BASE, dims=(2,))
         if a.shape != b.shape:
             raise ValueError(f"a and b must have the same shape (B, n), got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
@@ -155,8 +156,8 @@ class AdditionTask:
         columns = []
         for i in reversed(range(a.shape[1])):
             total = a[:, i] + b[:, i] + carry
-            columns.append(total % 10)
-            carry = total // 10
+            columns.append(total % BASE)
+            carry = total // BASE
         columns.append(carry)
         return torch.stack(columns[::-1], dim=1)
 
@@ -165,7 +166,7 @@ class AdditionTask:
         """``(B,)`` bool: format tokens in their places and a digit in every digit slot."""
         tokens = self._batch(tokens)
         format_ok = (tokens == self.format_template)[:, ~self.digit_slots].all(dim=1)
-        digits_ok = (tokens[:, self.digit_slots] < 10).all(dim=1)
+        digits_ok = (tokens[:, self.digit_slots] < BASE).all(dim=1)
         return format_ok & digits_ok
 
     def digit_correct(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -199,9 +200,14 @@ class AdditionTask:
             row[self.c_positions] = True
         return row.expand(tokens.shape[0], -1).clone()
 
+    @property
+    def digit_ids(self) -> torch.Tensor:
+        """``(10,)``: the digits' token ids (token id = digit value)."""
+        return torch.arange(BASE)
+
     def writable_tokens(self) -> torch.Tensor:
-        """``(10,)``: the token ids an attack may write, the digits (token id = digit value)."""
-        return torch.arange(len(DIGITS))
+        """``(10,)``: the token ids an attack may write, the digits."""
+        return self.digit_ids
 
     def check_sequences(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens`` as ``torch.long`` if they are a batch ``(B, T)`` of well-formed sequences."""

@@ -33,7 +33,7 @@ from .checkpoints import CheckpointError, load_checkpoint, model_record, save_ch
 from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number, check_positive,
                      check_model_fits, check_seed, check_token_ids, model_config)
 from .config import pick_device
-from .models import token_nll
+from .models import evaluation_mode, token_nll
 from .perturb import Objective
 from .sampling import sample_lm
 from .task import AdditionTask
@@ -48,14 +48,12 @@ def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> float:
     """Held-out mean next-token NLL, in eval mode (the model's mode is restored)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(tokens), batch_size):
-        batch = tokens[start : start + batch_size].to(device)
-        total += float(token_nll(model(batch), batch).sum())
-        count += batch.shape[0] * (batch.shape[1] - 1)
-    model.train(was_training)
+    with evaluation_mode(model):
+        for start in range(0, len(tokens), batch_size):
+            batch = tokens[start : start + batch_size].to(device)
+            total += float(token_nll(model(batch), batch).sum())
+            count += batch.shape[0] * (batch.shape[1] - 1)
     return total / count
 
 

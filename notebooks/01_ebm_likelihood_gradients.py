@@ -57,7 +57,7 @@ from advebm_teach.config import pick
 from advebm_teach.saliency import first_order_scores
 from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
 from advebm_teach.teaching.plots import curves_against, curves_by_step, state_heatmaps
-from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, kl_divergence,
+from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, exact_kl,
                                   sample_states, state_index)
 from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
                                          gwg_steps, importance_sampling, nce, relative_error, train)
@@ -98,7 +98,7 @@ q = plm.distribution()
 plm_samples = plm.sample(2000, seed=2)
 print("P_LM samples:", " ".join(show(x) for x in plm_samples[:8]))
 print(f"P_LM's mass on the data's support: {q[support].sum():.3f} "
-      f"(its 'correctness'); KL(p_data || q) = {kl_divergence(p_data, q):.3f} nats")
+      f"(its 'correctness'); KL(p_data || q) = {exact_kl(p_data, q):.3f} nats")
 
 # %% [markdown]
 # The **energy model** is `ToyEBM`: $E_\theta(x) = w \cdot \mathrm{relu}(W\,\mathrm{onehot}(x) + b) + c$, one
@@ -112,7 +112,7 @@ model = ToyEBM(V, T, seed=0)
 with torch.no_grad():
     p_model = model.distribution()
 print(f"untrained model: mass on the data's support {p_model[support].sum():.3f}, "
-      f"KL(p_data || p_theta) = {kl_divergence(p_data, p_model):.3f} nats")
+      f"KL(p_data || p_theta) = {exact_kl(p_data, p_model):.3f} nats")
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -461,7 +461,7 @@ interval_dots(names, {labels[key]: tuple([results["summary"][n][key][i] for n in
 #   shared by the whole batch, barely more than clean training.
 # * **The gradient penalty** does not match FGM here, unlike in the blog's text classifiers: the squared norm is
 #   dominated by the few sequences whose input gradients are largest, and at the weight used
-#   (`Protocol.penalty_weight`) it already costs clean accuracy (some seeds much: see its interval) without
+#   (`PerturbStudyProtocol.penalty_weight`) it already costs clean accuracy (some seeds much: see its interval) without
 #   buying robustness. Its finite-difference form, at the same λ, behaves like the FGM it is: clean accuracy
 #   kept, a little robustness. The two agree to first order in λ (a test checks it on a small model), and here
 #   they do not: the steps $\lambda N g$ of the sequences with the largest gradients leave the region where

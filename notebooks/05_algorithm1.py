@@ -53,7 +53,7 @@ from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
 from advebm_teach.teaching.exercises import check_logistic_ebm_loss
 from advebm_teach.teaching.plots import curves_against, training_curves
-from advebm_teach.experiments.reproduce import PAPER_TRAINING_ATTACK, figures, load_results, report, targets
+from advebm_teach.experiments.reproduce import PAPER_TRAINING_ATTACK, figures, load_results, report_reproduction, targets
 from advebm_teach.experiments.statistics import interval
 from advebm_teach.trainer import ebm_loss, train_ebm
 
@@ -170,7 +170,7 @@ print(f"one epoch on {len(data)} sequences: BCE {seconds['bce']:.1f} s, Algorith
 
 # %%
 results = load_results("course")
-print(report(results))
+print(report_reproduction(results))
 
 # %%
 # NBVAL_IGNORE_OUTPUT

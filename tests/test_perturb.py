@@ -15,7 +15,7 @@ from advebm_teach.perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, FreeAT, Fre
                                   MatrixFGM, Objective, ascend, embedding_gradient, embedding_matrix_fgm,
                                   fgm, fgsm, gradient_penalty, kl_divergence, pgd, project,
                                   random_in_ball, symmetric_kl)
-from advebm_teach.experiments.perturb_study import Protocol, strategies
+from advebm_teach.experiments.perturb_study import PerturbStudyProtocol, strategies
 from advebm_teach.trainer import classifier_objective
 from advebm_teach.trainer import ebm_loss
 
@@ -329,11 +329,11 @@ def counting(model) -> tuple[Objective, list[int]]:
     return Objective(inner.embed, forward, inner.loss, inner.tokens), calls
 
 
-@pytest.mark.parametrize("name", list(strategies(Protocol(), sequence_numel=48)))
+@pytest.mark.parametrize("name", list(strategies(PerturbStudyProtocol(), sequence_numel=48)))
 def test_each_strategy_takes_as_many_forward_passes_as_it_claims_and_trains(name):
     """``passes`` against counted forwards (the gradient penalty's second pass is a backward: 1 forward)."""
     model = tiny_model()
-    strategy = strategies(Protocol(epsilon=EPS), sequence_numel=48)[name]
+    strategy = strategies(PerturbStudyProtocol(epsilon=EPS), sequence_numel=48)[name]
     optimizer_steps = [0]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     optimizer.register_step_post_hook(lambda *args: optimizer_steps.__setitem__(0, optimizer_steps[0] + 1))

@@ -151,7 +151,7 @@ def bench_perturb_cost(pairs: int | None = None, repeats: int | None = None) -> 
     gradient penalty's double backward, and a clean step (a pass plus the optimizer's step).
     """
     from ..perturb import embedding_gradient, loss_and_gradient_penalty
-    from .perturb_study import Protocol, strategies
+    from .perturb_study import PerturbStudyProtocol, strategies
     from ..trainer import classifier_objective
 
     pairs = pairs or pick(100, 10)
@@ -160,7 +160,7 @@ def bench_perturb_cost(pairs: int | None = None, repeats: int | None = None) -> 
     pretrained = load_pretrained("energy_lm")
     pretrained.head = "mean"
     data, negatives = task.sample(pairs, seed=0), sample_lm(plm, task, pairs, seed=1)
-    protocol = Protocol()
+    protocol = PerturbStudyProtocol()
     rows = strategies(protocol, sequence_numel=task.seq_len * pretrained.config["d_model"])
     runs = {}
     for name, strategy in rows.items():

@@ -42,13 +42,13 @@ from .statistics import interval
 from ..sampling import sample_lm
 from ..task import AdditionTask
 from ..trace import AttackTrace
-from ..trainer import classifier_objective, fit
+from ..trainer import classifier_objective, derive_seed, fit
 
 METRICS = ("clean_accuracy", "pgd_accuracy", "spurious_found", "steps_to_spurious")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class PerturbStudyProtocol:
     """Sizes and settings of the experiment (course: 2 CPU cores, 5 seeds x 11 strategies in about 12 minutes)."""
 
     n_train: int = 1_000          # true sums, and as many P_LM samples, per seed (as the reproduction)
@@ -70,22 +70,22 @@ class Protocol:
                  "sequences, 100 attacked samples for 15 steps")
 
     @staticmethod
-    def for_mode() -> "Protocol":
+    def for_mode() -> "PerturbStudyProtocol":
         """The course protocol, or a tiny one in fast mode (same code paths)."""
         if not fast_mode():
-            return Protocol()
-        return Protocol(n_train=40, n_test=24, baseline_epochs=1, epochs=2, batch_size=20, eval_steps=2,
+            return PerturbStudyProtocol()
+        return PerturbStudyProtocol(n_train=40, n_test=24, baseline_epochs=1, epochs=2, batch_size=20, eval_steps=2,
                         attack_sequences=6, attack_steps=2, seeds=2, note="fast mode: tiny sizes, numbers meaningless")
 
 
-def strategies(protocol: Protocol, sequence_numel: int, seed: int = 0) -> dict[str, Strategy]:
+def strategies(protocol: PerturbStudyProtocol, sequence_numel: int, seed: int = 0) -> dict[str, Strategy]:
     """The table's rows, each a fresh strategy (some keep state); random starts drawn from generators seeded by
     ``seed``. FGSM's L-inf ball is the cube whose corners lie at L2 distance eps (``sequence_numel`` = T x D entries
     per sequence). ALUM needs no warm-up of its own: it fine-tunes the clean baseline."""
     eps = protocol.epsilon
 
     def generator(offset: int) -> torch.Generator:
-        return torch.Generator().manual_seed(seed * 1_000_003 + offset)
+        return torch.Generator().manual_seed(derive_seed(seed, offset))
 
     return {
         "clean": Clean(),
@@ -130,7 +130,7 @@ def _accuracy(energy: torch.Tensor, n_data: int) -> float:
 
 
 def evaluate(energy_model: nn.Module, task: AdditionTask, test_data: torch.Tensor, test_negatives: torch.Tensor,
-             attack_start: torch.Tensor, protocol: Protocol) -> dict[str, float]:
+             attack_start: torch.Tensor, protocol: PerturbStudyProtocol) -> dict[str, float]:
     """Clean accuracy, accuracy under embedding-space PGD, and how the tabu attack reaches spurious modes."""
     device = next(energy_model.parameters()).device
     energy_model.eval()
@@ -157,10 +157,10 @@ def first_spurious_step(trace: AttackTrace, task: AdditionTask, threshold: float
     return found, torch.where(found, spurious.long().argmax(dim=0), torch.tensor(trace.steps + 1))
 
 
-def run_experiment(protocol: Protocol | None = None, config: str = "course", progress: bool = True,
+def run_experiment(protocol: PerturbStudyProtocol | None = None, config: str = "course", progress: bool = True,
                    command: str = "advebm-teach bench perturb") -> dict[str, Any]:
     """Every strategy of ``strategies`` on ``protocol.seeds`` seeds; returns the results (see ``report``)."""
-    protocol = protocol or Protocol.for_mode()
+    protocol = protocol or PerturbStudyProtocol.for_mode()
     started = time.perf_counter()
     task, plm = make_task(config), load_pretrained("plm", config)
     pretrained = load_pretrained("energy_lm", config)
@@ -204,7 +204,7 @@ def run_experiment(protocol: Protocol | None = None, config: str = "course", pro
             "threads": torch.get_num_threads()}
 
 
-def report(results: dict[str, Any]) -> str:
+def report_perturb_study(results: dict[str, Any]) -> str:
     """A text table (mean [95 % interval] over seeds); the last line is one JSON object of the means."""
     labels = {"clean_accuracy": "clean accuracy", "pgd_accuracy": "PGD accuracy",
               "spurious_found": "spurious found", "steps_to_spurious": "steps to spurious"}

@@ -56,7 +56,7 @@ PAPER_TRAINING_ATTACK = {"include_current": False}  # eq. 5's alternative tokens
 
 
 @dataclass(frozen=True)
-class Protocol:
+class ReproductionProtocol:
     """The sizes and training settings of one reproduction (course: 2 CPU cores, 10 seeds in < 30 min)."""
 
     n_data: int = 1_000          # paper: 1,000 data and 1,000 P_LM samples
@@ -69,12 +69,12 @@ class Protocol:
                                                                  "patience": 3})
 
     @staticmethod
-    def for_mode() -> "Protocol":
+    def for_mode() -> "ReproductionProtocol":
         """The course protocol, or a tiny one in fast mode (same code paths)."""
         if not fast_mode():
-            return Protocol()
+            return ReproductionProtocol()
         tiny = {"epochs": 1, "lr": 3e-4, "patience": 1}
-        return Protocol(n_data=64, n_val=32, n_test=24, bce=tiny, adversarial={**tiny, "attack_steps": 1},
+        return ReproductionProtocol(n_data=64, n_val=32, n_test=24, bce=tiny, adversarial={**tiny, "attack_steps": 1},
                         improved_bce=tiny, improved_adversarial={**tiny, "attack_steps": 1})
 
 
@@ -93,7 +93,7 @@ def resampling_curve(task, pool: torch.Tensor, pool_energy: torch.Tensor, seed: 
             .mean().item() for n in CANDIDATES}
 
 
-def evaluation_sets(config: str, protocol: Protocol) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_sets(config: str, protocol: ReproductionProtocol) -> tuple[torch.Tensor, torch.Tensor]:
     """The P_LM test samples ``(n_test, T)`` and resampling pool ``(n_test, 50, T)`` every seed is judged on."""
     task, plm = make_task(config), load_pretrained("plm", config)
     test = sample_lm(plm, task, protocol.n_test, seed=30_000)
@@ -109,7 +109,7 @@ def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any
             "lm_nll energy, not fine-tuned, tabu attack": correctness_curve(task, untrained, test, **IMPROVED_ATTACK)}
 
 
-def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None, progress: bool = False,
+def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol | None = None, progress: bool = False,
              evaluation: tuple[torch.Tensor, torch.Tensor] | None = None, shared: dict | None = None,
              save_energies_to: Path | None = None) -> dict[str, Any]:
     """Everything one seed contributes (see the module docstring); about two minutes on 2 cores.
@@ -118,7 +118,7 @@ def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None
     given; ``save_energies_to`` saves this seed's three trained energies there (``energy_bce``, ``energy_adv``,
     ``energy_improved``) with their records.
     """
-    protocol = protocol or Protocol.for_mode()
+    protocol = protocol or ReproductionProtocol.for_mode()
     started = time.perf_counter()
     task, plm = make_task(config), load_pretrained("plm", config)
     test, pool = evaluation if evaluation is not None else evaluation_sets(config, protocol)
@@ -179,7 +179,7 @@ def run_seed(seed: int, config: str = "course", protocol: Protocol | None = None
     return result
 
 
-def collect(per_seed: list[dict[str, Any]], config: str, protocol: Protocol, wall_s: float) -> dict[str, Any]:
+def collect(per_seed: list[dict[str, Any]], config: str, protocol: ReproductionProtocol, wall_s: float) -> dict[str, Any]:
     """The shipped results' shape: per-seed lists under each family's curves."""
 
     def curves(family: str, key: str) -> dict[str, list[float]]:
@@ -225,7 +225,7 @@ def reproduce(config: str = "course", seeds: int = 10, out: str | Path | None = 
     get_config(config)
     check_int("seeds", seeds, low=1)
     check_can_ship(ship)
-    protocol = Protocol.for_mode()
+    protocol = ReproductionProtocol.for_mode()
     n_seeds = pick(seeds, min(seeds, 2))
     out = check_folder("out", out if out is not None else run_folder("reproduce", config))
     if restart:
@@ -334,7 +334,7 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def report(results: dict[str, Any]) -> str:
+def report_reproduction(results: dict[str, Any]) -> str:
     """Text tables of a results JSON (mean [95 % interval] over seeds); the last line is JSON of the targets."""
 
     def row(name: str, curve: dict[str, list[float]]) -> str:

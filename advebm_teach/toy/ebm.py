@@ -81,7 +81,7 @@ def sample_states(states: torch.Tensor, probs: torch.Tensor, n: int, seed: int |
     return states[torch.multinomial(probs.double(), n, replacement=True, generator=as_generator(seed))]
 
 
-def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
+def exact_kl(p: torch.Tensor, q: torch.Tensor) -> float:
     """KL(p || q) = sum_x p(x) log(p(x) / q(x)) in nats, over the same list of states (0 log 0 = 0)."""
     check_tensor("p", p, floating=True)
     check_tensor("q", q, floating=True)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..attack import DiscreteAttack
 from ..checks import check_callable, check_int, check_positive, check_seed, check_tensor
 from ..saliency import embedding_table, energy_and_gradient, first_order_from_gradients
-from .ebm import BigramLM, ToyEBM, as_generator, check_states, kl_divergence, state_index
+from .ebm import BigramLM, ToyEBM, as_generator, check_states, exact_kl, state_index
 
 Grads = list[torch.Tensor]
 
@@ -310,7 +310,7 @@ def train(model: ToyEBM, data: torch.Tensor, estimator: Estimator, n: int, steps
         with torch.no_grad():
             probs = model.distribution()
             row = {"step": step, "log_likelihood": float(model.log_prob(data).mean()),
-                   "kl": kl_divergence(target, probs), "cost": cost}
+                   "kl": exact_kl(target, probs), "cost": cost}
             if watched is not None:
                 row["mass"] = float(probs[watched].sum())
         history.append(row)
