@@ -14,7 +14,7 @@ a position that failed to improve until some digit changes.
 
 Work skipped rather than only batched: the current token's energy is never recomputed; for a causal
 energy (heads ``eos`` and ``lm_nll``) a candidate differs from x only from i* on, so the keys and
-values of the prefix, and the NLL terms before i*, come from the gradient pass (``PrefixCache``); and
+values of the prefix, and the NLL terms before i*, come from the gradient pass (``prefix_cache.PrefixCache``); and
 once the greedy attack (current token a candidate, no tabu) leaves a whole batch unchanged, it
 stops: every remaining step would compute exactly the same thing, so the trace records the steps
 up to that one (``AttackTrace`` repeats it on access) and memory follows the steps computed.
@@ -29,6 +29,7 @@ from torch import nn
 
 from .checks import check_bool, check_choice, check_int
 from .models import evaluation_mode
+from .prefix_cache import energy_of_substitutions
 from .saliency import (embedding_table, energy_and_gradient, first_order_from_gradients,
                        saliency_from_gradient)
 from .trace import AttackTrace
@@ -160,7 +161,7 @@ class DiscreteAttack:
                                candidates: torch.Tensor) -> torch.Tensor:
         """``(n, K)``: E of x with each candidate at its position; reuses the prefix when the model can."""
         if cache is not None:
-            return self.energy_model.energy_of_substitutions(cache.select(rows), position, candidates)
+            return energy_of_substitutions(self.energy_model, cache.select(rows), position, candidates)
         n, k = candidates.shape
         variants = x.repeat_interleave(k, dim=0)
         variants[torch.arange(n * k, device=x.device), position.repeat_interleave(k)] = candidates.flatten()

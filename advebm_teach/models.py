@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator, Literal, Sequence
 
 import torch
@@ -162,26 +161,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_mlp(x)), keys_values
 
 
-@dataclass(frozen=True)
-class PrefixCache:
-    """What a causal forward over sequences x leaves behind for re-scoring single-token substitutions.
-
-    ``keys_values``: per block, the attention keys and values ``(B, heads, T, d_head)``;
-    ``log_probs``: ``(B, T, V)`` next-token log-probabilities (``lm_nll`` head only, else None).
-    Any substitution at position p leaves everything before p unchanged, so only positions >= p
-    need recomputing.
-    """
-
-    tokens: torch.Tensor
-    keys_values: list[KeysValues]
-    log_probs: torch.Tensor | None
-
-    def select(self, rows: torch.Tensor) -> "PrefixCache":
-        """The cache of a subset of the sequences."""
-        return PrefixCache(self.tokens[rows], [(k[rows], v[rows]) for k, v in self.keys_values],
-                           None if self.log_probs is None else self.log_probs[rows])
-
-
 class TransformerEnergy(LanguageModelMixin, nn.Module):
     """E_theta: a 2-layer, 4-head, d=128 Transformer (paper Table 1) with an LM head and an energy read-out.
 
@@ -260,9 +239,9 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
     def hidden_states(self, embeds: torch.Tensor, causal: bool) -> torch.Tensor:
         """Final-layer states ``(B, T, d_model)``, T <= seq_len, of embeddings plus positions."""
         _check_embeds(embeds, self.config["d_model"], self.config["seq_len"], at_most=True)
-        return self._run_blocks(embeds, check_bool("causal", causal))[0]
+        return self.run_blocks(embeds, check_bool("causal", causal))[0]
 
-    def _run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
+    def run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
                     start: int = 0) -> tuple[torch.Tensor, list[KeysValues]]:
         """States of positions ``start..`` (after a cached prefix ``past``), and each block's keys/values."""
         x = embeds + self.position_embedding.weight[start : start + embeds.shape[-2]]
@@ -286,7 +265,7 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         if start >= self.config["seq_len"]:
             raise ValueError(f"tokens: the model reads at most seq_len={self.config['seq_len']} "
                              f"tokens, and state holds {start} already")
-        states, keys_values = self._run_blocks(self.token_embedding(tokens[:, None]), causal=True,
+        states, keys_values = self.run_blocks(self.token_embedding(tokens[:, None]), causal=True,
                                                past=past, start=start)
         if past is not None:
             keys_values = [(torch.cat([pk, k], dim=-2), torch.cat([pv, v], dim=-2))
@@ -299,12 +278,14 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         ``tokens`` may also be one-hot vectors ``(B, T, V)`` (float): the NLL is then linear in them, so the
         gradient of E with respect to them is the exact effect of changing a target (first-order token scores).
         """
-        return self._energy(*self._check_energy_inputs(embeds, tokens), keep_cache=False)[0]
+        return self._energy(*self._check_energy_inputs(embeds, tokens))[0]
 
-    def energy_and_cache(self, embeds: torch.Tensor, tokens: torch.Tensor
-                         ) -> tuple[torch.Tensor, PrefixCache | None]:
-        """E(x) as ``energy_from_embeds``, plus (causal heads only) a detached ``PrefixCache`` of this pass."""
-        return self._energy(*self._check_energy_inputs(embeds, tokens), keep_cache=True)
+    def energy_with_internals(self, embeds: torch.Tensor, tokens: torch.Tensor | None
+                              ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
+        """E(x) as ``energy_from_embeds``, with what the pass computed on the way: every block's keys
+        and values (causal heads) and the next-token log-probabilities (``lm_nll``); ``prefix_cache``
+        keeps them to re-score substitutions."""
+        return self._energy(*self._check_energy_inputs(embeds, tokens))
 
     def _check_energy_inputs(self, embeds: torch.Tensor, tokens: torch.Tensor | None
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -329,86 +310,34 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
                              f"or one-hot {(*embeds.shape[:2], vocab_size)}")
         return embeds, tokens
 
-    def _energy(self, embeds: torch.Tensor, tokens: torch.Tensor | None, keep_cache: bool
-                ) -> tuple[torch.Tensor, PrefixCache | None]:
-        """E(x) (and the cache) from checked inputs."""
+    def _energy(self, embeds: torch.Tensor, tokens: torch.Tensor | None
+                ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
+        """(E(x), keys and values, log-probabilities) from checked inputs."""
         if self.head == "mean":
-            states = self._run_blocks(embeds, causal=False)[0]
-            return self.energy_readout(states.mean(dim=1)).squeeze(-1), None
-        states, keys_values = self._run_blocks(embeds, causal=True)
+            states = self.run_blocks(embeds, causal=False)[0]
+            return self.energy_readout(states.mean(dim=1)).squeeze(-1), None, None
+        states, keys_values = self.run_blocks(embeds, causal=True)
         energy = self.energy_readout(states[:, -1]).squeeze(-1)
         log_probs = None
         if self.head == "lm_nll":
-            log_probs = self._log_probs(states)
+            log_probs = self.log_probs(states)
             if tokens.is_floating_point():  # one-hot targets (B, T, V)
                 nll = -(tokens[:, 1:] * log_probs[:, :-1]).sum(dim=-1)
             else:
                 nll = -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
             energy = energy + (nll * self.answer_mask).sum(dim=1)
-        if not keep_cache:
-            return energy, None
-        ids = tokens.argmax(dim=-1) if tokens is not None and tokens.is_floating_point() else tokens
-        cache = PrefixCache(None if ids is None else ids.detach(), [(k.detach(), v.detach()) for k, v in keys_values],
-                            None if log_probs is None else log_probs.detach())
-        return energy, cache
+        return energy, keys_values, log_probs
 
-    def _log_probs(self, states: torch.Tensor) -> torch.Tensor:
+    def log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """``(..., T, V)``: next-token log-probabilities (float32 at least) from final states."""
         logits = self.lm_head(states)
         return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
-
-    @torch.no_grad()
-    def energy_of_substitutions(self, cache: PrefixCache, positions: torch.Tensor, candidates: torch.Tensor,
-                                max_tokens: int = 16_384) -> torch.Tensor:
-        """``(B, K)``: E(x with ``candidates[b, k]`` at ``positions[b]``), for the x that made ``cache``.
-
-        Only positions >= p are recomputed (the prefix's keys and values are reused); sequences are
-        grouped by p and processed in chunks of about ``max_tokens`` token positions. Causal heads only.
-        """
-        if self.head == "mean":
-            raise ValueError("head='mean' attends both ways: a substitution changes every position, nothing to reuse")
-        if not isinstance(cache, PrefixCache):
-            raise TypeError(f"cache must be a PrefixCache (from energy_and_cache), "
-                            f"got {type(cache).__name__}")
-        check_token_ids("candidates", candidates, self.config["vocab_size"], dims=(2,))
-        length = cache.tokens.shape[1]
-        check_token_ids("positions", positions, length, dims=(1,))
-        check_int("max_tokens", max_tokens, 1)
-        if not len(positions) == len(candidates) == len(cache.tokens):
-            raise ValueError(f"positions and candidates must have one row per cached sequence "
-                             f"({len(cache.tokens)}), got {len(positions)} and {len(candidates)}")
-        out = torch.empty(candidates.shape, dtype=cache.keys_values[0][0].dtype, device=candidates.device)
-        for p in positions.unique().tolist():
-            if p == 0:
-                raise ValueError("positions must lie in 1..T-1: position 0 has no prefix to reuse")
-            rows = (positions == p).nonzero().squeeze(1)
-            per_row = candidates.shape[1] * (length - p)
-            for chunk in rows.split(max(1, max_tokens // per_row)):
-                out[chunk] = self._substitution_energy(cache, chunk, p, candidates[chunk])
-        return out
-
-    def _substitution_energy(self, cache: PrefixCache, rows: torch.Tensor, p: int, candidates: torch.Tensor
-                             ) -> torch.Tensor:
-        n, k = candidates.shape
-        suffix = cache.tokens[rows, p:].unsqueeze(1).repeat(1, k, 1)  # (n, K, T-p): positions p..T-1
-        suffix[:, :, 0] = candidates
-        past = [(keys[rows, :, :p].unsqueeze(1), values[rows, :, :p].unsqueeze(1))
-                for keys, values in cache.keys_values]
-        states, _ = self._run_blocks(self.token_embedding(suffix), causal=True, past=past, start=p)
-        energy = self.energy_readout(states[:, :, -1]).squeeze(-1)  # (n, K)
-        if self.head == "lm_nll":  # answer_mask[j] weighs the NLL of position j + 1
-            log_probs, tokens = cache.log_probs[rows], cache.tokens[rows]
-            before = -log_probs[:, : p - 1].gather(-1, tokens[:, 1:p, None]).squeeze(-1)  # positions 1..p-1
-            at_p = -log_probs[:, p - 1].gather(-1, candidates)  # position p: the prefix predicts each candidate
-            after = -self._log_probs(states[:, :, :-1]).gather(-1, suffix[:, :, 1:, None]).squeeze(-1)  # p+1..T-1
-            energy = (energy + (before * self.answer_mask[: p - 1]).sum(dim=1, keepdim=True)
-                      + at_p * self.answer_mask[p - 1] + (after * self.answer_mask[p:]).sum(dim=-1))
-        return energy
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
         """E(x) ``(B,)`` for token ids ``(B, seq_len)``; low on data."""
         config = self.config
         tokens = check_token_ids("tokens", tokens, config["vocab_size"], config["seq_len"], (2,))
-        return self._energy(self.token_embedding(tokens), tokens, keep_cache=False)[0]
+        return self._energy(self.token_embedding(tokens), tokens)[0]
 
 
 def _check_embeds(embeds: torch.Tensor, width: int, length: int | None = None,

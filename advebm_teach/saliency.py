@@ -25,6 +25,7 @@ from torch import nn
 
 from .checks import check_choice, check_int, check_tensor, check_token_ids, model_config
 from .models import evaluation_mode
+from .prefix_cache import energy_and_cache
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ def energy_and_gradient(energy_model: nn.Module, tokens: torch.Tensor, keep_cach
     if target_gradient:
         targets = F.one_hot(tokens, energy_model.config["vocab_size"]).to(embeds.dtype).requires_grad_(True)
     with torch.enable_grad():
-        if keep_cache and hasattr(energy_model, "energy_and_cache"):
-            energy, cache = energy_model.energy_and_cache(embeds, targets)
+        if keep_cache:
+            energy, cache = energy_and_cache(energy_model, embeds, targets)
         else:
             energy, cache = energy_model.energy_from_embeds(embeds, targets), None
         inputs = [embeds, targets] if target_gradient else [embeds]

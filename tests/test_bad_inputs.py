@@ -29,6 +29,7 @@ from advebm_teach.toy import estimators
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import seed_everything
 from advebm_teach.models import LSTMLanguageModel, TransformerEnergy
+from advebm_teach.prefix_cache import energy_of_substitutions
 from advebm_teach.task import AdditionTask, check_task
 from advebm_teach.trace import AttackTrace
 from advebm_teach.teaching.widgets import AttackStepper, PerturbationExplorer
@@ -223,9 +224,14 @@ table("models.TransformerEnergy", [
     ("next_token_logits: a batch of sequences", lambda: E.next_token_logits(X), VE, "tokens"),
     ("next_token_logits: past seq_len", lambda: E.next_token_logits(X[:, 0], (11, None)), VE,
      "seq_len=11"),
+])
+table("prefix_cache.energy_of_substitutions", [
     ("energy_of_substitutions: no cache",
-     lambda: E.energy_of_substitutions(None, torch.ones(3, dtype=torch.long), X[:, :2]), TE,
+     lambda: energy_of_substitutions(E, None, torch.ones(3, dtype=torch.long), X[:, :2]), TE,
      "cache"),
+    ("energy_of_substitutions: a bidirectional read-out",
+     lambda: energy_of_substitutions(ENERGY["mean"], None, torch.ones(3, dtype=torch.long), X[:, :2]), VE,
+     "model must be a TransformerEnergy with a causal read-out"),
 ])
 table("models.LSTMLanguageModel", [
     ("next_token_logits: id out of range", lambda: LM.next_token_logits(X[:, 0] + 20),
@@ -804,6 +810,6 @@ def test_the_table_covers_every_module_and_every_case_is_clear():
     rows = outcome_table()
     print("\n" + format_table(rows))
     assert {row["module"] for row in rows} == {
-        "task", "models", "saliency", "attack", "attack_reference", "trace", "sampling", "perturb",
+        "task", "models", "prefix_cache", "saliency", "attack", "attack_reference", "trace", "sampling", "perturb",
         "toy", "estimators", "widgets", "exercises", "config"}
     assert [other for row in rows for other in row["other"]] == []
