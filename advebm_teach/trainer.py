@@ -34,7 +34,7 @@ from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_nu
                      check_model_fits, check_seed, check_token_ids, model_config)
 from .config import pick_device
 from .models import evaluation_mode, token_nll
-from .perturb import Objective
+from .perturb_steps import Objective
 from .sampling import sample_lm
 from .task import AdditionTask
 

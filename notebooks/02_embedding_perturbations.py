@@ -54,8 +54,9 @@ from advebm_teach import TransformerEnergy, load_pretrained, make_task, sample_l
 from advebm_teach.experiments.bench import bench_perturb_cost
 from advebm_teach.config import pick
 from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
-from advebm_teach.perturb import (FGM, Clean, ascend, embedding_gradient, fgm, fgsm, gradient_penalty, kl_divergence, pgd,
-                                  symmetric_kl)
+from advebm_teach.perturb import (ascend, embedding_gradient, fgm, fgsm, gradient_penalty,
+                                  kl_divergence, pgd, symmetric_kl)
+from advebm_teach.perturb_steps import FGM, Clean
 from advebm_teach.experiments.perturb_study import METRICS, train_classifier
 from advebm_teach.trainer import classifier_objective
 from advebm_teach.experiments.shipping import RESULTS_DIR

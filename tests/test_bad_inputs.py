@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from advebm_teach import attack_reference, perturb, saliency, sampling
+from advebm_teach import attack_reference, perturb, perturb_steps, saliency, sampling
 from advebm_teach.teaching import exercises
 from advebm_teach.toy import ebm as toy
 from advebm_teach.toy import estimators
@@ -467,7 +467,7 @@ table("perturb.pgd", [
         ("generator an int", dict(generator=5), TE, "generator"),
         ("a NaN gradient", dict(loss_fn=times(math.nan)), VE, "loss_fn's gradient"),
     ]])
-OBJECTIVE_OF_EMB = perturb.Objective(lambda: EMB, square, square)
+OBJECTIVE_OF_EMB = perturb_steps.Objective(lambda: EMB, square, square)
 table("perturb", [
     ("project: epsilon 0", lambda: perturb.project(EMB, 0.0), VE, "epsilon"),
     ("project: delta of ids", lambda: perturb.project(X, 1.0), TE, "delta"),
@@ -491,32 +491,34 @@ table("perturb", [
     ("gradient_penalty: embeds of ids", lambda: perturb.gradient_penalty(square, X), TE, "embeds"),
     ("kl_divergence: shapes differ", lambda: perturb.kl_divergence(EMB, EMB[:1]), VE, "logits_p"),
     ("kl_divergence: logits of ids", lambda: perturb.kl_divergence(X, X), TE, "logits_p"),
-    ("Objective: embed not callable", lambda: perturb.Objective(5, square, square), TE, "embed"),
-    ("Objective: loss None", lambda: perturb.Objective(lambda: EMB, square, None), TE, "loss"),
-    ("Objective: float tokens", lambda: perturb.Objective(lambda: EMB, square, square, EMB), TE,
+])
+table("perturb_steps", [
+    ("Objective: embed not callable", lambda: perturb_steps.Objective(5, square, square), TE, "embed"),
+    ("Objective: loss None", lambda: perturb_steps.Objective(lambda: EMB, square, None), TE, "loss"),
+    ("Objective: float tokens", lambda: perturb_steps.Objective(lambda: EMB, square, square, EMB), TE,
      "tokens"),
-    ("FGSM: epsilon 0", lambda: perturb.FGSM(0.0), VE, "epsilon"),
-    ("FGM: epsilon a string", lambda: perturb.FGM("0.1"), TE, "epsilon"),
-    ("PGD: steps 0", lambda: perturb.PGD(0.1, 0.05, 0), VE, "steps"),
-    ("FreeAT: replays 0", lambda: perturb.FreeAT(0.1, 0), VE, "replays"),
-    ("YOPO: cheap_updates a float", lambda: perturb.YOPO(0.1, 0.05, 2, 1.5), TE, "cheap_updates"),
-    ("FreeLB: generator an int", lambda: perturb.FreeLB(0.1, 0.05, 2, generator=5), TE,
+    ("FGSM: epsilon 0", lambda: perturb_steps.FGSM(0.0), VE, "epsilon"),
+    ("FGM: epsilon a string", lambda: perturb_steps.FGM("0.1"), TE, "epsilon"),
+    ("PGD: steps 0", lambda: perturb_steps.PGD(0.1, 0.05, 0), VE, "steps"),
+    ("FreeAT: replays 0", lambda: perturb_steps.FreeAT(0.1, 0), VE, "replays"),
+    ("YOPO: cheap_updates a float", lambda: perturb_steps.YOPO(0.1, 0.05, 2, 1.5), TE, "cheap_updates"),
+    ("FreeLB: generator an int", lambda: perturb_steps.FreeLB(0.1, 0.05, 2, generator=5), TE,
      "generator"),
-    ("SMART: weight 0", lambda: perturb.SMART(0.1, 0.05, weight=0.0), VE, "weight"),
-    ("ALUM: warmup_steps -1", lambda: perturb.ALUM(0.1, 0.05, warmup_steps=-1),
+    ("SMART: weight 0", lambda: perturb_steps.SMART(0.1, 0.05, weight=0.0), VE, "weight"),
+    ("ALUM: warmup_steps -1", lambda: perturb_steps.ALUM(0.1, 0.05, warmup_steps=-1),
      VE, "warmup_steps"),
     ("VirtualAdversarial: symmetric a string",
-     lambda: perturb.VirtualAdversarial(0.1, 0.05, 1.0, 1, symmetric="yes"), TE, "symmetric"),
-    ("GradientPenalty: weight NaN", lambda: perturb.GradientPenalty(math.nan), VE, "weight"),
-    ("GradientPenalty: unknown method", lambda: perturb.GradientPenalty(1.0, method="exact"), VE,
+     lambda: perturb_steps.VirtualAdversarial(0.1, 0.05, 1.0, 1, symmetric="yes"), TE, "symmetric"),
+    ("GradientPenalty: weight NaN", lambda: perturb_steps.GradientPenalty(math.nan), VE, "weight"),
+    ("GradientPenalty: unknown method", lambda: perturb_steps.GradientPenalty(1.0, method="exact"), VE,
      "method"),
     ("Clean.step: not an objective",
-     lambda: perturb.Clean().step(5, torch.optim.SGD([EMB], lr=0.1)),
+     lambda: perturb_steps.Clean().step(5, torch.optim.SGD([EMB], lr=0.1)),
      TE, "objective"),
     ("FreeAT.step: not an optimizer",
-     lambda: perturb.FreeAT(0.1, 1).step(OBJECTIVE_OF_EMB, None), TE, "optimizer"),
+     lambda: perturb_steps.FreeAT(0.1, 1).step(OBJECTIVE_OF_EMB, None), TE, "optimizer"),
     ("FGSM.backward: a NaN gradient",
-     lambda: perturb.FGSM(0.1).backward(perturb.Objective(lambda: EMB, square, times(math.nan))),
+     lambda: perturb_steps.FGSM(0.1).backward(perturb_steps.Objective(lambda: EMB, square, times(math.nan))),
      VE, "loss_fn's gradient"),
 ])
 
@@ -671,7 +673,7 @@ def stepper() -> AttackStepper:
     return AttackStepper(RECORD, TASK, figure_widget=False)
 
 
-OBJECTIVE = perturb.Objective(embed=lambda: E.embed(X), loss=lambda energies: energies.mean(),
+OBJECTIVE = perturb_steps.Objective(embed=lambda: E.embed(X), loss=lambda energies: energies.mean(),
                               forward=lambda e: E.energy_from_embeds(e, X))
 LABELS, SYMBOLS = TASK.position_labels(), [[TASK.vocab[t] for t in row] for row in X.tolist()]
 
@@ -810,6 +812,7 @@ def test_the_table_covers_every_module_and_every_case_is_clear():
     rows = outcome_table()
     print("\n" + format_table(rows))
     assert {row["module"] for row in rows} == {
-        "task", "models", "prefix_cache", "saliency", "attack", "attack_reference", "trace", "sampling", "perturb",
+        "task", "models", "prefix_cache", "saliency", "attack", "attack_reference", "trace", "sampling",
+        "perturb", "perturb_steps",
         "toy", "estimators", "widgets", "exercises", "config"}
     assert [other for row in rows for other in row["other"]] == []

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from advebm_teach.models import TransformerEnergy
-from advebm_teach.perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, FreeAT, FreeLB, GradientPenalty,
-                                  MatrixFGM, Objective, ascend, embedding_gradient, embedding_matrix_fgm,
-                                  fgm, fgsm, gradient_penalty, kl_divergence, pgd, project,
-                                  random_in_ball, symmetric_kl)
+from advebm_teach.perturb import (ascend, embedding_gradient, embedding_matrix_fgm, fgm, fgsm,
+                                  gradient_penalty, kl_divergence, pgd, project, random_in_ball,
+                                  symmetric_kl)
+from advebm_teach.perturb_steps import (ALUM, FGM, FGSM, PGD, SMART, YOPO, FreeAT, FreeLB,
+                                        GradientPenalty, MatrixFGM, Objective)
 from advebm_teach.experiments.perturb_study import PerturbStudyProtocol, strategies
 from advebm_teach.trainer import classifier_objective
 from advebm_teach.trainer import ebm_loss

@@ -36,8 +36,9 @@ from tqdm.auto import tqdm
 from ..attack import DiscreteAttack
 from ..checkpoints import load_pretrained
 from ..config import fast_mode, make_task
-from ..perturb import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB, GradientPenalty, MatrixFGM,
-                      Strategy, pgd)
+from ..perturb import pgd
+from ..perturb_steps import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB,
+                             GradientPenalty, MatrixFGM, Strategy)
 from .statistics import interval
 from ..sampling import sample_lm
 from ..task import AdditionTask
