@@ -46,7 +46,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .experiments.reproduce import report_reproduction, reproduce
+    from .experiments.reproduce import reproduce
+    from .experiments.reproduction_report import report_reproduction
     from .experiments.shipping import run_folder
 
     out = Path(args.out) if args.out else run_folder("reproduce", args.config)
@@ -215,8 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--seeds",
         type=_argument(check_int, low=1),
-        default=10,
-        help="number of seeds, >= 1 (seeds 0, 1, ..., N-1; default 10)",
+        help="number of seeds, >= 1 (seeds 0, 1, ..., N-1; default 10, 2 in fast mode)",
     )
     rep.add_argument("--out", help="output folder (default: runs/reproduce/<config>)")
     rep.add_argument(

@@ -96,7 +96,7 @@ CONFIGS: dict[str, CourseConfig] = {
     # 5 digits: the largest count at which the later Algorithm-1 experiments fit the CPU budget (an attack
     # step costs 1.7 ms per sequence at 5 digits, 3.9 ms at 7, 6.3 ms at 10) and at which the sizing run
     # met their targets; the energy LM's own samples reach 0.99+ in about 4 minutes. 4 and 3 digits were
-    # measured too: no target holds there that fails here (README, "Why 5 digits").
+    # measured too: no target holds there that fails here (docs/pretraining.md, "Why 5 digits").
     "course": CourseConfig(name="course", n_digits=5, plm=_PLM, energy_lm=replace(_ENERGY_LM, epochs=12)),
     # The paper's Table 1 (500 epochs, cut short by early stopping).
     "paper": CourseConfig(name="paper", n_digits=10, plm=_PLM, energy_lm=_ENERGY_LM),

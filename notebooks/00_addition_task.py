@@ -61,7 +61,8 @@ from advebm_teach.trainer import train_lm
 # A sequence is `a + b = c`, most significant digit first, with `c = a + b` written with one digit more
 # than `a` and `b` (the first `c` digit is the final carry, 0 or 1). Each symbol is one token, and the
 # sequence is wrapped in `<bos>` … `<eos>`. The paper uses 10 digits; this course's configuration uses
-# fewer, so that everything trains on a laptop CPU in minutes (the README says why, with measurements).
+# fewer, so that everything trains on a laptop CPU in minutes (`docs/pretraining.md` says why, with
+# measurements).
 
 # %%
 task = make_task("course")

@@ -53,7 +53,8 @@ from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
 from advebm_teach.teaching.exercises import check_logistic_ebm_loss
 from advebm_teach.teaching.plots import curves_against, training_curves
-from advebm_teach.experiments.reproduce import PAPER_TRAINING_ATTACK, figures, load_results, report_reproduction, targets
+from advebm_teach.experiments.reproduce import PAPER_TRAINING_ATTACK, load_results
+from advebm_teach.experiments.reproduction_report import figures, report_reproduction, targets
 from advebm_teach.experiments.statistics import interval
 from advebm_teach.trainer import ebm_loss, train_ebm
 

@@ -17,7 +17,8 @@ from advebm_teach.attack import DiscreteAttack
 from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.cli import main
 from advebm_teach.experiments import reproduce as reproduction
-from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, figures, reproduce, targets
+from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, reproduce
+from advebm_teach.experiments.reproduction_report import figures, targets
 from advebm_teach.experiments.statistics import interval, paired_difference
 from conftest import changed_files, shipped_checksums
 
