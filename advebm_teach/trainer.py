@@ -30,9 +30,8 @@ from tqdm.auto import tqdm
 
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
-from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number, check_positive,
-                     check_model_fits, check_seed, check_token_ids, model_config)
-from .config import pick_device
+from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number, check_model_fits, check_token_ids, model_config)
+from .config import TrainConfig, pick_device
 from .models import evaluation_mode, token_nll
 from .perturb_steps import Objective
 from .sampling import sample_lm
@@ -122,23 +121,15 @@ def train_lm(
     model: nn.Module,
     train_tokens: torch.Tensor,
     val_tokens: torch.Tensor,
+    config: TrainConfig,
     *,
-    epochs: int,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
-    patience: int = 20,
-    warmup_steps: int = 0,
-    seed: int = 0,
     device: torch.device | str | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` as a language model with AdamW; keep the epoch with the lowest held-out loss.
-
-    Stops after ``patience`` epochs without improvement. The learning rate rises linearly over
-    ``warmup_steps`` steps, then stays at ``lr``. With ``checkpoint_dir`` every epoch is saved
+    """Train ``model`` as a language model, as ``config`` says; keep the epoch with the lowest held-out
+    loss (eq. 7: the mean next-token NLL). With ``checkpoint_dir`` every epoch is saved
     atomically (one file, ``last``, holding the current and best weights and the optimizer state) and a
     later call with the same arguments resumes from it.
     ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the history's entry.
@@ -146,19 +137,16 @@ def train_lm(
     """
     _check_training_args(model=("model", model), train_tokens=train_tokens, val_tokens=val_tokens,
                          vocab_size=model_config(model).get("vocab_size"),
-                         seq_len=model_config(model).get("seq_len"), epochs=epochs, batch_size=batch_size,
-                         lr=lr, weight_decay=weight_decay, patience=patience, warmup_steps=warmup_steps,
-                         seed=seed, checkpoint_dir=checkpoint_dir)
+                         seq_len=model_config(model).get("seq_len"), config=config,
+                         checkpoint_dir=checkpoint_dir)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
 
     def batch_loss(indices: torch.Tensor) -> torch.Tensor:
         return lm_loss(model, train_tokens[indices].to(device))
 
-    return fit(model, minimise(batch_loss), n_train=len(train_tokens), epochs=epochs,
-               batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-               validate=lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)}, patience=patience,
-               warmup_steps=warmup_steps, n_val=len(val_tokens),
+    return fit(model, minimise(batch_loss), config, n_train=len(train_tokens),
+               validate=lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)}, n_val=len(val_tokens),
                settings={"data_sha256": data_fingerprint(train_tokens, val_tokens)},
                checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
 
@@ -191,6 +179,10 @@ def classifier_objective(energy_model: nn.Module, data: torch.Tensor, negatives:
                      loss=lambda logits: ebm_loss(-logits[:n], -logits[n:]), tokens=tokens)
 
 
+# Fine-tuning an energy: the defaults of ``train_ebm`` (the reproduction sets its own, per method).
+EBM_TRAINING = TrainConfig(epochs=10, batch_size=100, lr=1e-4, weight_decay=0.01, patience=3)
+
+
 def train_ebm(
     energy_model: nn.Module,
     task: AdditionTask,
@@ -203,12 +195,7 @@ def train_ebm(
     loss: str = "logistic",
     alpha: float = 0.1,
     attack_options: dict | None = None,
-    epochs: int = 10,
-    batch_size: int = 100,
-    lr: float = 1e-4,
-    weight_decay: float = 0.01,
-    patience: int = 3,
-    seed: int = 0,
+    config: TrainConfig = EBM_TRAINING,
     device: torch.device | str | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
@@ -225,9 +212,8 @@ def train_ebm(
     fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss is kept.
     Checkpoints, resume, progress bar and history work as in ``train_lm``.
     """
-    _check_training_args(model=("energy_model", energy_model), data=data, val_data=val_data, vocab_size=task.vocab_size,
-                         seq_len=task.seq_len, epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, patience=patience, warmup_steps=0, seed=seed,
+    _check_training_args(model=("energy_model", energy_model), data=data, val_data=val_data,
+                         vocab_size=task.vocab_size, seq_len=task.seq_len, config=config,
                          checkpoint_dir=checkpoint_dir)
     task.check_model("lm", lm)
     check_choice("method", method, ("bce", "adversarial"))
@@ -236,8 +222,8 @@ def train_ebm(
     check_number("alpha", alpha, low=0)
     device = torch.device(device) if device is not None else pick_device()
     energy_model.to(device)
-    negatives = sample_lm(lm, task, len(data), seed=derive_seed(seed, 1))
-    val_negatives = sample_lm(lm, task, len(val_data), seed=derive_seed(seed, 2))
+    negatives = sample_lm(lm, task, len(data), seed=derive_seed(config.seed, 1))
+    val_negatives = sample_lm(lm, task, len(val_data), seed=derive_seed(config.seed, 2))
     attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
                             **(attack_options or {}))
 
@@ -261,10 +247,9 @@ def train_ebm(
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
                 "attack_options": attack_options or {},
                 "data_sha256": data_fingerprint(data, val_data, negatives, val_negatives)}
-    return fit(energy_model, minimise(batch_loss), n_train=len(data), epochs=epochs,
-               batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, validate=validate,
-               patience=patience, n_val=len(val_data), settings=settings,
-               checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
+    return fit(energy_model, minimise(batch_loss), config, n_train=len(data), validate=validate,
+               n_val=len(val_data), settings=settings, checkpoint_dir=checkpoint_dir,
+               progress=progress, on_epoch_end=on_epoch_end)
 
 
 TrainStep = Callable[[torch.Tensor, torch.optim.Optimizer], float]
@@ -283,28 +268,27 @@ def minimise(batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> TrainStep:
     return step
 
 
-def fit(model: nn.Module, train_step: TrainStep, *, n_train: int, epochs: int, batch_size: int,
-        lr: float, weight_decay: float, seed: int, validate: Callable[[], dict] | None = None,
-        patience: int | None = None, warmup_steps: int = 0, n_val: int | None = None,
+def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train: int,
+        validate: Callable[[], dict] | None = None, n_val: int | None = None,
         settings: dict | None = None, checkpoint_dir: str | Path | None = None,
         progress: bool = True, on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
         desc: str | None = None) -> TrainResult:
-    """The one training loop (minGPT's shape): AdamW over shuffled mini-batches of ``n_train`` items.
+    """The one training loop (minGPT's shape): ``config`` over shuffled mini-batches of ``n_train`` items.
 
     Each step is ``train_step(indices, optimizer)``, which updates the model and returns the batch's
     mean objective: ``minimise(batch_loss)`` for a plain loss, or an embedding-space adversary's step
     (``perturb.Strategy``). The loop knows nothing else of the step. After each epoch ``validate()``
     (if given) returns metrics whose ``val_loss`` picks the kept epoch and stops training after
-    ``patience`` epochs without improvement; without it every epoch runs and the last is kept.
-    ``warmup_steps`` raise the learning rate linearly to ``lr``. With ``checkpoint_dir`` every epoch
-    is saved atomically with ``settings`` (a resume is refused when they differ).
+    ``config.patience`` epochs without improvement; without it every epoch runs and the last is kept.
+    With ``checkpoint_dir`` every epoch is saved atomically with the config and ``settings`` (a
+    resume is refused when they differ).
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    settings = {
-        **(settings or {}), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "weight_decay": weight_decay, "patience": patience, "warmup_steps": warmup_steps, "seed": seed,
-        "n_train": n_train, "n_val": n_val, "model": model_record(model),
-    }
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    epochs, batch_size, lr, seed = config.epochs, config.batch_size, config.lr, config.seed
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    settings = {**(settings or {}), **asdict(config), "n_train": n_train, "n_val": n_val,
+                "model": model_record(model)}
     result = TrainResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     last_path = None
@@ -327,7 +311,8 @@ def fit(model: nn.Module, train_step: TrainStep, *, n_train: int, epochs: int, b
         for step, start in enumerate(range(0, n_train, batch_size)):
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:  # the warm-up: lr (t + 1) / warmup_steps, then lr
-                group["lr"] = lr * min(1.0, (global_step + 1) / warmup_steps) if warmup_steps else lr
+                warmup = config.warmup_steps
+                group["lr"] = lr * min(1.0, (global_step + 1) / warmup) if warmup else lr
             indices = order[start : start + batch_size]
             model.train()
             total += train_step(indices, optimizer) * len(indices)
@@ -341,7 +326,7 @@ def fit(model: nn.Module, train_step: TrainStep, *, n_train: int, epochs: int, b
         elif row["val_loss"] < result.best_val_loss:
             result.best_val_loss, result.best_epoch = row["val_loss"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        result.stopped_early = validate is not None and epoch + 1 - result.best_epoch >= patience
+        result.stopped_early = validate is not None and epoch + 1 - result.best_epoch >= config.patience
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
         row["seconds"] = time.perf_counter() - started
@@ -397,21 +382,16 @@ def _check_finite_losses(row: dict[str, float], lr: float) -> None:
             "Lower lr, or check the loss's settings (alpha)")
 
 
-def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None, seq_len: int | None, epochs: int,
-                         batch_size: int, lr: float, weight_decay: float, patience: int,
-                         warmup_steps: int, seed: int, checkpoint_dir: str | Path | None,
+def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None, seq_len: int | None,
+                         config: TrainConfig, checkpoint_dir: str | Path | None,
                          **tokens: torch.Tensor) -> None:
-    """Every setting of a training run, checked before anything is built or trained."""
+    """Every input of a training run, checked before anything is built or trained."""
     check_model_fits(*model, vocab_size, seq_len)  # (its argument's name, the model)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if checkpoint_dir is not None:
         check_folder("checkpoint_dir", checkpoint_dir)
     for name, value in tokens.items():  # the training and validation tokens, by their argument names
         check_token_ids(name, value, vocab_size, seq_len, dims=(2,))
         if len(value) == 0:
             raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(value.shape)}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        check_int(name, value, low=1)
-    check_positive("lr", lr)
-    check_number("weight_decay", weight_decay, low=0)
-    check_int("warmup_steps", warmup_steps, low=0)
-    check_seed("seed", seed)

@@ -49,11 +49,11 @@ print(advebm_teach.setup_notebook())
 import torch
 
 from advebm_teach import LSTMLanguageModel, load_pretrained, load_pretrained_record, make_task, sample_lm
-from advebm_teach.config import pick
+from advebm_teach.config import TrainConfig, pick
+from advebm_teach.trainer import train_lm
 from advebm_teach.teaching.exercises import check_answer_digits, check_carries
 from advebm_teach.teaching.plots import per_position_bars, training_curves
 from advebm_teach.experiments.pretrain import copy_rate
-from advebm_teach.trainer import train_lm
 
 # %% [markdown]
 # ## 1. The task
@@ -136,8 +136,8 @@ train_data = task.sample(pick(1_000, 200), seed=1)
 heldout = task.sample(pick(1_000, 200), seed=2)
 torch.manual_seed(0)
 live_plm = LSTMLanguageModel(task.vocab_size)
-live_result = train_lm(live_plm, train_data, heldout, epochs=pick(150, 3), patience=20, lr=1e-3,
-                       weight_decay=0.05, batch_size=32, progress=False)
+plm_training = TrainConfig(epochs=pick(150, 3), batch_size=32, lr=1e-3, weight_decay=0.05, patience=20)
+live_result = train_lm(live_plm, train_data, heldout, plm_training, progress=False)
 print(f"kept epoch {live_result.best_epoch} of {len(live_result.history)} run")
 
 # %%

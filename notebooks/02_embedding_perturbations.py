@@ -51,17 +51,17 @@ import math
 import torch
 
 from advebm_teach import TransformerEnergy, load_pretrained, make_task, sample_lm
-from advebm_teach.experiments.bench import bench_perturb_cost
-from advebm_teach.config import pick
-from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
+from advebm_teach.config import TrainConfig, pick
 from advebm_teach.perturb import (ascend, embedding_gradient, fgm, fgsm, gradient_penalty,
                                   kl_divergence, pgd, symmetric_kl)
 from advebm_teach.perturb_steps import FGM, Clean
-from advebm_teach.experiments.perturb_study import METRICS, train_classifier
 from advebm_teach.trainer import classifier_objective
-from advebm_teach.experiments.shipping import RESULTS_DIR
+from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
 from advebm_teach.teaching.plots import cost_bars, interval_dots, loglog_curves
 from advebm_teach.teaching.widgets import PerturbationExplorer
+from advebm_teach.experiments.bench import bench_perturb_cost
+from advebm_teach.experiments.perturb_study import METRICS, train_classifier
+from advebm_teach.experiments.shipping import RESULTS_DIR
 
 task = make_task("course")
 plm = load_pretrained("plm")
@@ -425,7 +425,7 @@ small = pick(1000, 100)
 data, negatives = task.sample(small, seed=10), sample_lm(plm, task, small, seed=11)
 for strategy in (Clean(), FGM(eps)):
     model = copy.deepcopy(energy_model)
-    train_classifier(model, data, negatives, strategy, epochs=pick(4, 1), batch_size=100, lr=3e-4, seed=0)
+    train_classifier(model, data, negatives, strategy, TrainConfig(epochs=pick(4, 1), batch_size=100, lr=3e-4))
     check = classifier_objective(model, test_data, test_negatives)
     attacked = embeds + pgd(check.loss_fn, embeds, eps, alpha=eps / 4, steps=10)
     print(f"{strategy.name:15s} clean accuracy {accuracy(check, embeds):.3f}, under PGD {accuracy(check, attacked):.3f}")

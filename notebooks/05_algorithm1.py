@@ -45,18 +45,19 @@ print(advebm_teach.setup_notebook())
 
 # %%
 import time
+from dataclasses import replace
 
 import torch
 
 from advebm_teach import load_pretrained, make_task, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
+from advebm_teach.trainer import EBM_TRAINING, ebm_loss, train_ebm
 from advebm_teach.teaching.exercises import check_logistic_ebm_loss
 from advebm_teach.teaching.plots import curves_against, training_curves
 from advebm_teach.experiments.reproduce import PAPER_TRAINING_ATTACK, load_results
 from advebm_teach.experiments.reproduction_report import figures, report_reproduction, targets
 from advebm_teach.experiments.statistics import interval
-from advebm_teach.trainer import ebm_loss, train_ebm
 
 task = make_task("course")
 plm = load_pretrained("plm")
@@ -136,7 +137,7 @@ check_logistic_ebm_loss(logistic_ebm_loss)
 data, val = task.sample(pick(1000, 64), seed=10), task.sample(pick(200, 32), seed=11)
 adversarial = load_pretrained("energy_bce")
 result = train_ebm(adversarial, task, data, plm, "adversarial", attack_steps=3, val_data=val,
-                   attack_options=PAPER_TRAINING_ATTACK, epochs=pick(3, 1), lr=3e-4, seed=0)
+                   attack_options=PAPER_TRAINING_ATTACK, config=replace(EBM_TRAINING, epochs=pick(3, 1), lr=3e-4))
 training_curves(result.history, keys=("train_loss", "val_loss"), best_epoch=result.best_epoch)
 
 # %% [markdown]
@@ -150,7 +151,7 @@ for method, steps in (("bce", 0), ("adversarial", 3)):
     model = load_pretrained("energy_bce")
     started = time.perf_counter()
     train_ebm(model, task, data, plm, method, attack_steps=steps, val_data=val, attack_options=PAPER_TRAINING_ATTACK,
-              epochs=1, lr=3e-4, seed=0, progress=False)
+              config=replace(EBM_TRAINING, epochs=1, lr=3e-4), progress=False)
     seconds[method] = time.perf_counter() - started
 print(f"one epoch on {len(data)} sequences: BCE {seconds['bce']:.1f} s, Algorithm 1 (S=3) {seconds['adversarial']:.1f} s, "
       f"ratio {seconds['adversarial'] / seconds['bce']:.1f}x")

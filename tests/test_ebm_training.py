@@ -1,6 +1,7 @@
 """EBM fine-tuning: the losses against hand-computed values, the ablation equals the baseline, separation,
 interrupt and resume, errors."""
 
+from dataclasses import fields
 import math
 import re
 
@@ -9,7 +10,9 @@ import torch
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
 from advebm_teach.checkpoints import load_checkpoint
-from advebm_teach.trainer import ebm_loss, train_ebm
+from advebm_teach.config import TrainConfig
+from advebm_teach.trainer import ebm_loss
+from advebm_teach.trainer import train_ebm as train_ebm_with_config
 
 TASK = AdditionTask(2)
 DATA = TASK.sample(64, seed=1)
@@ -21,6 +24,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 class Interrupt(Exception):
     pass
+
+
+def split_config(settings: dict) -> tuple[TrainConfig, dict]:
+    """The TrainConfig among flat keyword settings, and the rest (device, progress, ...)."""
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in settings.items() if k in names})
+    return config, {k: v for k, v in settings.items() if k not in names}
+
+
+def train_ebm(energy_model, task, data, lm, *args, **settings):
+    """``trainer.train_ebm`` with its TrainConfig given as flat keywords, as these tests write them."""
+    config, rest = split_config(settings)
+    return train_ebm_with_config(energy_model, task, data, lm, *args, config=config, **rest)
 
 
 def proposal_lm() -> LSTMLanguageModel:

@@ -13,16 +13,15 @@ from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
 from advebm_teach.experiments import pretrain as pretraining
 from advebm_teach import trainer
 from advebm_teach.checkpoints import PRETRAINED_DIR
-from advebm_teach.config import CourseConfig, TrainingSetup
+from advebm_teach.config import CourseConfig, TrainConfig, TrainingSetup
 from advebm_teach.trainer import train_ebm, train_lm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASK = AdditionTask(2)
 TRAIN, VAL = TASK.sample(48, seed=1), TASK.sample(16, seed=2)  # 3 steps per epoch at batch size 16
-SETTINGS = dict(
-    epochs=3, batch_size=16, lr=3e-3, patience=50, seed=3, device="cpu", progress=False
-)
+CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, patience=50, seed=3)
+SETTINGS = dict(device="cpu", progress=False)
 
 
 def interrupt_at(monkeypatch, owner, name: str, call: int, after: bool = False) -> None:
@@ -62,7 +61,7 @@ def proposal_lm() -> LSTMLanguageModel:
 
 
 def fit_lm(model, **extra):
-    return train_lm(model, TRAIN, VAL, **SETTINGS, **extra)
+    return train_lm(model, TRAIN, VAL, CONFIG, **SETTINGS, **extra)
 
 
 def fit_ebm(model, **extra):
@@ -75,6 +74,7 @@ def fit_ebm(model, **extra):
         2,
         val_data=VAL,
         attack_options={"include_current": False},
+        config=CONFIG,
         **SETTINGS,
         **extra,
     )
@@ -135,12 +135,10 @@ def test_train_seconds_add_up_every_session(tmp_path, monkeypatch):
 TINY = CourseConfig(
     name="course",
     n_digits=2,
-    plm=TrainingSetup(
-        n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.05, patience=5
-    ),
-    energy_lm=TrainingSetup(
-        n_train=32, n_val=16, epochs=2, batch_size=16, lr=1e-3, weight_decay=0.01, patience=5
-    ),
+    plm=TrainingSetup(n_train=32, n_val=16, training=TrainConfig(
+        epochs=2, batch_size=16, lr=1e-3, weight_decay=0.05, patience=5)),
+    energy_lm=TrainingSetup(n_train=32, n_val=16, training=TrainConfig(
+        epochs=2, batch_size=16, lr=1e-3, weight_decay=0.01, patience=5)),
 )  # fast mode keeps these sizes: 2 steps per epoch, 2 epochs per model, 8 optimizer steps in all
 
 PRETRAIN_BOUNDARIES = [

@@ -1,5 +1,6 @@
 """The LM trainer: loss against an explicit reference, early stopping, determinism, interrupt and resume."""
 
+from dataclasses import fields
 import math
 import re
 
@@ -8,12 +9,27 @@ import torch
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
 from advebm_teach.checkpoints import load_checkpoint
-from advebm_teach.trainer import evaluate_lm_loss, lm_loss, train_lm
+from advebm_teach.config import TrainConfig
+from advebm_teach.trainer import evaluate_lm_loss, lm_loss
+from advebm_teach.trainer import train_lm as train_lm_with_config
 
 TASK = AdditionTask(2)
 TRAIN = TASK.sample(96, seed=1)
 VAL = TASK.sample(64, seed=2)
 SMALL = dict(epochs=6, batch_size=16, lr=3e-3, patience=50, seed=3, device="cpu", progress=False)
+
+
+def split_config(settings: dict) -> tuple[TrainConfig, dict]:
+    """The TrainConfig among flat keyword settings, and the rest (device, progress, ...)."""
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in settings.items() if k in names})
+    return config, {k: v for k, v in settings.items() if k not in names}
+
+
+def train_lm(model, train_tokens, val_tokens, **settings):
+    """``trainer.train_lm`` with its TrainConfig given as flat keywords, as these tests write them."""
+    config, rest = split_config(settings)
+    return train_lm_with_config(model, train_tokens, val_tokens, config, **rest)
 
 
 def small_lm(seed: int = 0) -> LSTMLanguageModel:
@@ -197,3 +213,8 @@ def test_a_damaged_or_foreign_checkpoint_names_the_file_and_what_to_do(tmp_path)
     save_checkpoint(tmp_path / "last", small_lm().state_dict(), {"kind": "plm"})  # a model file, not a run
     with pytest.raises(CheckpointError, match="not a training checkpoint"):
         train_lm(small_lm(), TRAIN, VAL, **SMALL, checkpoint_dir=tmp_path)
+
+
+def test_train_lm_takes_its_settings_as_one_config():
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
+        train_lm_with_config(small_lm(), TRAIN, VAL, {"epochs": 1})

@@ -26,7 +26,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..attack import DiscreteAttack
 from ..checkpoints import load_pretrained
-from ..config import fast_mode, make_task
+from ..config import TrainConfig, fast_mode, make_task
 from ..perturb import pgd
 from ..perturb_steps import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB,
                              GradientPenalty, MatrixFGM, Strategy)
@@ -78,6 +78,11 @@ class PerturbStudyProtocol:
         return PerturbStudyProtocol(n_train=40, n_test=24, baseline_epochs=1, epochs=2, batch_size=20, eval_steps=2,
                         attack_sequences=6, attack_steps=2, seeds=2, note="fast mode: tiny sizes, numbers meaningless")
 
+    def training(self, epochs: int, seed: int) -> TrainConfig:
+        """How one model of the study is trained: ``epochs`` over the data, seeded with ``seed``."""
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, seed=seed)
+
 
 def strategies(protocol: PerturbStudyProtocol, sequence_numel: int, seed: int = 0) -> dict[str, Strategy]:
     """The table's rows, each a fresh strategy (some keep state); random starts drawn from generators seeded by
@@ -106,11 +111,10 @@ def strategies(protocol: PerturbStudyProtocol, sequence_numel: int, seed: int = 
 
 
 def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor,
-                     strategy: Strategy, *, epochs: int, batch_size: int, lr: float,
-                     weight_decay: float = 0.01, seed: int = 0, progress: bool = False) -> list[float]:
+                     strategy: Strategy, config: TrainConfig, progress: bool = False) -> list[float]:
     """The BCE energy trained by ``trainer.fit`` with ``strategy`` as its step, on data against as many
-    negatives; ceil(epochs / strategy.replays) epochs. Returns each epoch's mean training objective;
-    the model ends in eval mode."""
+    negatives, for ceil(config.epochs / strategy.replays) epochs (FreeAT visits each batch m times).
+    Returns each epoch's mean training objective; the model ends in eval mode."""
     if len(data) != len(negatives) or len(data) == 0:
         raise ValueError(f"data and negatives must be non-empty and as many, got {len(data)} and "
                          f"{len(negatives)}")
@@ -120,9 +124,9 @@ def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: tor
         batch = classifier_objective(energy_model, data[indices].to(device), negatives[indices].to(device))
         return strategy.step(batch, optimizer)
 
-    result = fit(energy_model, step, n_train=len(data), epochs=-(-epochs // strategy.replays),
-                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, progress=progress,
-                 desc=str(strategy))
+    epochs = -(-config.epochs // strategy.replays)
+    result = fit(energy_model, step, replace(config, epochs=epochs), n_train=len(data),
+                 progress=progress, desc=str(strategy))
     return [row["train_loss"] for row in result.history]
 
 
@@ -188,13 +192,11 @@ def run_experiment(protocol: PerturbStudyProtocol | None = None, config: str = "
         data = task.sample(protocol.n_train, seed=60_000 + seed)
         negatives = sample_lm(plm, task, protocol.n_train, seed=70_000 + seed)
         baseline, clock = copy.deepcopy(pretrained), time.perf_counter()
-        train_classifier(baseline, data, negatives, Clean(), epochs=protocol.baseline_epochs,
-                         batch_size=protocol.batch_size, lr=protocol.lr, weight_decay=protocol.weight_decay, seed=seed)
+        train_classifier(baseline, data, negatives, Clean(), protocol.training(protocol.baseline_epochs, seed))
         judge("baseline", baseline, time.perf_counter() - clock)
         for name, strategy in strategies(protocol, numel, seed).items():
             model, clock = copy.deepcopy(baseline), time.perf_counter()
-            train_classifier(model, data, negatives, strategy, epochs=protocol.epochs, batch_size=protocol.batch_size,
-                             lr=protocol.lr, weight_decay=protocol.weight_decay, seed=1_000 + seed)
+            train_classifier(model, data, negatives, strategy, protocol.training(protocol.epochs, 1_000 + seed))
             judge(name, model, time.perf_counter() - clock)
             passes[name] = strategy.passes
     bar.close()

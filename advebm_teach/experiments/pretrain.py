@@ -59,14 +59,17 @@ def sample_metrics(samples: torch.Tensor, task: AdditionTask) -> dict[str, Any]:
 
 
 def _scaled(setup: TrainingSetup) -> TrainingSetup:
-    """Fast mode: the same run on far less data and far fewer epochs."""
-    return replace(
-        setup,
-        n_train=pick(setup.n_train, min(setup.n_train, 300)),
-        n_val=pick(setup.n_val, 200),
-        epochs=pick(setup.epochs, 2),
-        warmup_steps=pick(setup.warmup_steps, 0),
-    )
+    """Fast mode: the same run on far less data and far fewer epochs (the default sizes)."""
+    training = replace(setup.training, epochs=pick(setup.training.epochs, 2),
+                       warmup_steps=pick(setup.training.warmup_steps, 0))
+    return replace(setup, n_train=pick(setup.n_train, min(setup.n_train, 300)),
+                   n_val=pick(setup.n_val, 200), training=training)
+
+
+def setup_record(setup: TrainingSetup) -> dict[str, Any]:
+    """How a model was pre-trained, as its record keeps it: data sizes and optimisation, flat."""
+    training = {k: v for k, v in asdict(setup.training).items() if k != "seed"}  # the run's seed
+    return {"n_train": setup.n_train, "n_val": setup.n_val, **training}
 
 
 def _train_and_save(
@@ -96,13 +99,7 @@ def _train_and_save(
         model,
         train,
         val,
-        epochs=setup.epochs,
-        batch_size=setup.batch_size,
-        lr=setup.lr,
-        weight_decay=setup.weight_decay,
-        patience=setup.patience,
-        warmup_steps=setup.warmup_steps,
-        seed=record["seed"],
+        replace(setup.training, seed=record["seed"]),
         progress=progress,
         checkpoint_dir=checkpoints / kind,
         on_epoch_end=track_samples if kind == "energy_lm" else None,
@@ -121,7 +118,7 @@ def _train_and_save(
     full = {
         **record,
         "kind": kind,
-        "training": asdict(setup),
+        "training": setup_record(setup),
         "metrics": metrics,
         "history": result.history,
     }
@@ -197,9 +194,10 @@ def pretrain(
         raise ValueError("--ship replaces both shipped models: train both (no --only)")
     task = AdditionTask(cfg.n_digits)
     seeds = data_seeds(seed)
-    energy_setup = (
-        cfg.energy_lm if energy_epochs is None else replace(cfg.energy_lm, epochs=energy_epochs)
-    )
+    plm_setup, energy_setup = _scaled(cfg.plm), _scaled(cfg.energy_lm)  # fast mode: the defaults
+    if energy_epochs is not None:  # an explicit budget holds in fast mode too
+        budget = replace(energy_setup.training, epochs=energy_epochs)
+        energy_setup = replace(energy_setup, training=budget)
     record = {
         "config": cfg.name,
         "n_digits": cfg.n_digits,
@@ -218,7 +216,7 @@ def pretrain(
     if "plm" in kinds:
         plm = initialised(lambda: LSTMLanguageModel(task.vocab_size), seed)
         records["plm"] = _train_and_save(
-            "plm", plm, task, _scaled(cfg.plm), seeds, out, checkpoints, record, progress
+            "plm", plm, task, plm_setup, seeds, out, checkpoints, record, progress
         )
     plm_epochs = (
         records.get("plm") or read_json(plm_record, "run `advebm-teach pretrain` without --only")
@@ -231,7 +229,7 @@ def pretrain(
             "energy_lm",
             energy,
             task,
-            _scaled(energy_setup),
+            energy_setup,
             seeds,
             out,
             checkpoints,

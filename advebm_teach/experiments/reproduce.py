@@ -32,7 +32,7 @@ import copy
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from ..config import fast_mode, get_config, make_task, pick
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
 from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
-from ..trainer import train_ebm
+from ..trainer import EBM_TRAINING, train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)
 CANDIDATES = (1, 2, 5, 10, 20, 50)
@@ -132,8 +132,8 @@ def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol |
         clock = time.perf_counter()
         settings = dict(settings)
         steps = settings.pop("attack_steps", 0)
-        train_ebm(model, task, data, plm, method, steps, val_data=val, seed=seed, progress=progress,
-                  attack_options=attack_options, **settings)
+        train_ebm(model, task, data, plm, method, steps, val_data=val, progress=progress,
+                  attack_options=attack_options, config=replace(EBM_TRAINING, seed=seed, **settings))
         timings[f"{head}_{method}"] = time.perf_counter() - clock
         return model
 
