@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from advebm_teach import AdditionTask, TransformerEnergy
+
 os.environ.setdefault("ADVEBM_FAST", "1")  # set before nbval starts kernels, which inherit it
 
 PACKAGE = Path(__file__).resolve().parent.parent / "advebm_teach"
@@ -39,6 +41,17 @@ def shipped_files_unchanged():
     assert not changed_files(before, shipped_checksums()), (
         "a command without --ship changed shipped files"
     )
+
+
+def energy_with_random_readout(task: AdditionTask, seed: int = 0, head: str = "mean",
+                               **kwargs) -> TransformerEnergy:
+    """A small energy for ``task`` whose read-out is random, as after fine-tuning (a fresh one is 0)."""
+    torch.manual_seed(seed)
+    kwargs = {"d_model": 16, "n_heads": 2, "ff_dim": 32, **kwargs}
+    model = TransformerEnergy.for_task(task, head=head, **kwargs).eval()
+    torch.nn.init.normal_(model.energy_readout.weight, std=0.5)
+    torch.nn.init.normal_(model.energy_readout.bias, std=0.5)
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,13 @@ import math
 
 import pytest
 import torch
+
+from conftest import energy_with_random_readout
 import torch.nn.functional as F
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
 from advebm_teach.models import ENERGY_HEADS, SelfAttention
+from conftest import energy_with_random_readout
 
 TASK = AdditionTask(2)
 HEADS = ["mean", "eos", "lm_nll"]
@@ -27,13 +30,7 @@ def small_lstm(seed: int = 0) -> LSTMLanguageModel:
 
 
 def small_transformer(seed: int = 0, head: str = "mean", **kwargs) -> TransformerEnergy:
-    """A small model whose read-out is random, as after fine-tuning (a fresh read-out is zero)."""
-    torch.manual_seed(seed)
-    kwargs = {"d_model": 16, "n_heads": 2, "ff_dim": 32, **kwargs}
-    model = TransformerEnergy.for_task(TASK, head=head, **kwargs).eval()
-    torch.nn.init.normal_(model.energy_readout.weight, std=0.5)
-    torch.nn.init.normal_(model.energy_readout.bias, std=0.5)
-    return model
+    return energy_with_random_readout(TASK, seed, head, **kwargs)
 
 
 def tokens(n: int = 4, seed: int = 0) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 
 from advebm_teach import AdditionTask, TransformerEnergy
 from advebm_teach.saliency import first_order_scores, token_saliency
+from conftest import energy_with_random_readout
 
 TASK = AdditionTask(2)
 HEADS = ["mean", "eos", "lm_nll"]
@@ -18,13 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.
 
 
 def small_transformer(seed: int = 0, head: str = "mean", **kwargs) -> TransformerEnergy:
-    """A small model whose read-out is random, as after fine-tuning (a fresh read-out is zero)."""
-    torch.manual_seed(seed)
-    kwargs = {"d_model": 16, "n_heads": 2, "ff_dim": 32, **kwargs}
-    model = TransformerEnergy.for_task(TASK, head=head, **kwargs).eval()
-    torch.nn.init.normal_(model.energy_readout.weight, std=0.5)
-    torch.nn.init.normal_(model.energy_readout.bias, std=0.5)
-    return model
+    return energy_with_random_readout(TASK, seed, head, **kwargs)
 
 
 def corrupted_tokens(n: int = 3, seed: int = 0) -> torch.Tensor:
