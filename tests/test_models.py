@@ -9,8 +9,6 @@ import math
 
 import pytest
 import torch
-
-from conftest import energy_with_random_readout
 import torch.nn.functional as F
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy
