@@ -91,6 +91,11 @@ def assert_same_trace(got: AttackTrace, ref: AttackTrace, rtol: float, atol: flo
         assert_close_with_infs(getattr(got, name), getattr(ref, name), rtol, atol, name)
 
 
+def assert_identical(got: AttackTrace, ref: AttackTrace) -> None:
+    for f in FIELDS:
+        assert torch.equal(getattr(got, f), getattr(ref, f)), f
+
+
 def snapshot(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -232,8 +237,7 @@ def test_attack_invariants(impl, name, seed, batch, steps, positions, candidates
     finally:
         model.eval()
     assert_untouched(model, before)
-    for f in FIELDS:  # deterministic
-        assert torch.equal(getattr(trace, f), getattr(again, f)), f
+    assert_identical(trace, again)  # deterministic
     check_invariants(trace, model, task, x, steps, options)
 
 
@@ -251,8 +255,7 @@ def test_attack_runs_in_eval_mode(impl):
     trace = IMPLEMENTATIONS[impl](model.train(), TASK, x, 4, **options)
     assert model.training and all(m.training for m in model.modules())
     assert_untouched(model, before)
-    for f in FIELDS:
-        assert torch.equal(getattr(trace, f), getattr(reference, f)), f
+    assert_identical(trace, reference)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -279,8 +282,7 @@ def test_nine_candidates_is_exact_mode(impl, name):
     for include_current in (True, False):
         exact = IMPLEMENTATIONS[impl](model, task, x, 4, include_current=include_current)
         pruned = IMPLEMENTATIONS[impl](model, task, x, 4, candidates=9, include_current=include_current)
-        for f in FIELDS:
-            assert torch.equal(getattr(pruned, f), getattr(exact, f)), f
+        assert_identical(pruned, exact)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
