@@ -9,6 +9,7 @@ from .task import AdditionTask
 
 __all__ = [
     "AdditionTask", "LSTMLanguageModel", "TransformerEnergy", "fast_mode", "load_pretrained",
-    "load_pretrained_record", "make_task", "pick_device", "sample_lm", "seed_everything", "setup_notebook",
+    "load_pretrained_record", "make_task", "pick_device", "sample_lm", "seed_everything",
+    "setup_notebook",
 ]
 __version__ = "0.1.0"

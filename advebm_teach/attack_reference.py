@@ -1,9 +1,10 @@
-"""The paper's iterative attack (section 2.2, Algorithm 1 lines 8-13), written as plainly as the pseudo-code.
+"""The paper's iterative attack (section 2.2, Algorithm 1 lines 8-13), as plain as the pseudo-code.
 
-``naive_attack`` is the trusted reference for the tests of ``DiscreteAttack`` and the baseline of the
-benchmark. It is slow on purpose: one sequence at a time, one step at a time, one forward pass per
-candidate (batch size 1), the gradient from a batch-of-1 forward with ``torch.autograd.grad``, and plain
-Python loops for every argmax, argmin and tie-break. Use ``DiscreteAttack`` for real work.
+``naive_attack`` is the trusted reference for the tests of ``DiscreteAttack`` and the baseline of
+the benchmark. It is slow on purpose: one sequence at a time, one step at a time, one forward pass
+per candidate (batch size 1), the gradient from a batch-of-1 forward with ``torch.autograd.grad``,
+and plain Python loops for every argmax, argmin and tie-break. Use ``DiscreteAttack`` for real
+work.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def _energy_of_one(energy_model: nn.Module, x: torch.Tensor) -> float:
 
 def _gradient_of_one(energy_model: nn.Module, x: torch.Tensor, vocab_size: int
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(g, e, t)`` for one sequence ``x (T,)``: g = grad_e (-E(x)) ``(T, D)``, the embeddings e ``(T, D)``,
-    and t = grad (-E(x)) with respect to the tokens as one-hot prediction targets ``(T, V)``."""
-    embeds = energy_model.embed(x[None]).detach().requires_grad_(True)
-    targets = torch.nn.functional.one_hot(x[None], vocab_size).to(embeds.dtype).requires_grad_(True)
+    """``(g, e, t)`` for one sequence ``x (T,)``: g = grad_e (-E(x)) ``(T, D)``, the embeddings
+    e ``(T, D)``, and t = grad (-E(x)) with respect to the tokens as one-hot prediction targets
+    ``(T, V)``."""
+    embeds = energy_model.embed(x[None]).detach().requires_grad_(True)  # (1, T, D)
+    targets = (torch.nn.functional.one_hot(x[None], vocab_size)  # (1, T, V)
+               .to(embeds.dtype).requires_grad_(True))
     negative_energy = -energy_model.energy_from_embeds(embeds, targets)[0]
     grad, target_grad = torch.autograd.grad(negative_energy, [embeds, targets], allow_unused=True)
     if target_grad is None:  # the scalar heads do not read targets
@@ -47,15 +50,16 @@ def naive_attack(
     include_current: bool = True,
     tabu: bool = False,
 ) -> AttackTrace:
-    """Attack every sequence of ``tokens (B, T)`` for ``steps`` steps; the same contract as ``DiscreteAttack``.
+    """Attack every sequence of ``tokens (B, T)`` for ``steps`` steps, as ``DiscreteAttack`` does.
 
-    Each step: i* = the allowed position with the largest ||grad_{e_i}(-E(x))||_1 (first on ties); the
-    candidates are the task's writable tokens (for ``AdditionTask`` the digits) at i* (without the current token if ``include_current=False``; with
-    ``candidates=k`` the k other tokens of highest first-order score g_i* . (E_v - e_x_i*) + t_i*[v] - t_i*[x_i*]
-    (t: the gradient with respect to the one-hot target, nonzero only for ``lm_nll``), ties toward the
-    lower id, plus the current token if included); the new sequence is the candidate of lowest energy
-    (ties toward the lower id), the current token keeping its known energy. ``tabu=True`` forbids a position
-    whose step changed nothing until the sequence changes; with no position left the step is skipped
+    Each step: i* = the allowed position with the largest ||grad_{e_i}(-E(x))||_1 (first on ties);
+    the candidates are the task's writable tokens (for ``AdditionTask`` the digits) at i* (without
+    the current token if ``include_current=False``; with ``candidates=k`` the k other tokens of
+    highest first-order score g_i* . (E_v - e_x_i*) + t_i*[v] - t_i*[x_i*] (t: the gradient with
+    respect to the one-hot target, nonzero only for ``lm_nll``), ties toward the lower id, plus the
+    current token if included); the new sequence is the candidate of lowest energy (ties toward the
+    lower id), the current token keeping its known energy. ``tabu=True`` forbids a position whose
+    step changed nothing until the sequence changes; with no position left the step is skipped
     (position -1).
     """
     positions = check_attack_options(energy_model, task, steps, positions, candidates,
@@ -74,7 +78,8 @@ def naive_attack(
 
     with evaluation_mode(energy_model):
         with torch.no_grad():
-            embedding_table = [energy_model.embed(torch.tensor([v], device=device))[0] for v in range(V)]
+            embedding_table = [energy_model.embed(torch.tensor([v], device=device))[0]
+                               for v in range(V)]  # V rows E_v, each (D,)
         editable = task.editable_mask(tokens[:1], positions)[0].tolist()
         writable = task.writable_tokens().tolist()
 
@@ -99,22 +104,26 @@ def naive_attack(
                     continue
 
                 # 3. saliency s_i = ||grad_{e_i}(-E(x))||_1 and the most salient allowed position
+                # (Algorithm 1 line 9, eq. 4)
                 grad, embeds, target_grad = _gradient_of_one(energy_model, x, V)
-                saliency = [grad[i].abs().sum().item() if allowed[i] else -math.inf for i in range(T)]
+                saliency = [grad[i].abs().sum().item() if allowed[i] else -math.inf
+                            for i in range(T)]
                 best = None
                 for i in range(T):
                     if allowed[i] and (best is None or saliency[i] > saliency[best]):
                         best = i
                 current = int(x[best])
 
-                # 4. the candidate tokens
+                # 4. the candidate tokens (line 10, eq. 5)
                 others = [v for v in writable if v != current]
                 if candidates is not None:
                     score = {}
-                    for v in others:  # first-order estimate of the energy decrease: g . (E_v - e_x) + t[v] - t[x]
+                    # first-order estimate of the energy decrease: g . (E_v - e_x) + t[v] - t[x]
+                    for v in others:
                         score[v] = (torch.dot(grad[best], embedding_table[v] - embeds[best])
                                     + target_grad[best, v] - target_grad[best, current]).item()
-                    ranked = sorted(others, key=lambda v: -score[v])  # stable: ties keep the lower id first
+                    # stable: ties keep the lower id first
+                    ranked = sorted(others, key=lambda v: -score[v])
                     others = ranked[:candidates]
                 chosen_tokens = sorted(others + [current]) if include_current else sorted(others)
 
@@ -128,7 +137,7 @@ def naive_attack(
                         x_new[best] = v
                         candidate_energy[v] = _energy_of_one(energy_model, x_new)
 
-                # 6. the candidate of lowest energy, ties toward the lower id
+                # 6. the candidate of lowest energy, ties toward the lower id (line 11, eq. 6)
                 winner = None
                 for v in chosen_tokens:  # in increasing id order
                     if winner is None or candidate_energy[v] < candidate_energy[winner]:
@@ -140,7 +149,7 @@ def naive_attack(
                 for v in chosen_tokens:
                     trace_candidate_energy[s, b, v] = candidate_energy[v]
 
-                # 7. tabu bookkeeping, then move
+                # 7. tabu bookkeeping, then move (line 12)
                 if winner == current:
                     if tabu:
                         tabu_positions.add(best)

@@ -3,7 +3,8 @@
 A checkpoint ``NAME`` is two files: ``NAME.safetensors`` (tensors, with the record also embedded in
 its header, so the pair can never disagree) and ``NAME.json`` (the same record, for people and
 notebooks). Each file is written to a temporary file in the same folder, flushed to disk and then
-renamed over the old one, so an interrupt leaves either the old or the new checkpoint, never half of one.
+renamed over the old one, so an interrupt leaves either the old or the new checkpoint, never half
+of one.
 
 Loading never unpickles anything (safetensors holds raw tensors and a JSON header) and checks a
 file before trusting it: a damaged file (truncated, not safetensors, a record that is not JSON or
@@ -91,7 +92,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def copy_file_atomic(source: str | Path, path: str | Path) -> None:
-    """Copy ``source`` over ``path`` atomically: an interrupt leaves the old file or the new one."""
+    """Copy ``source`` over ``path`` atomically: an interrupt leaves the old or the new file."""
     _atomic_write(Path(path), lambda tmp: shutil.copyfile(source, tmp))
 
 
@@ -100,12 +101,15 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> None:
-    """Write ``path.safetensors`` and ``path.json`` atomically; ``record`` must be JSON-serialisable."""
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
+                    record: dict[str, Any]) -> None:
+    """Write ``path.safetensors`` and ``path.json`` atomically; ``record`` must be
+    JSON-serialisable."""
     path = Path(path)
     text = json.dumps(record, indent=2, sort_keys=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic_write(path.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp, metadata={_RECORD_KEY: text}))
+    _atomic_write(path.with_suffix(".safetensors"),
+                  lambda tmp: save_file(tensors, tmp, metadata={_RECORD_KEY: text}))
     write_text_atomic(path.with_suffix(".json"), text + "\n")
 
 
@@ -159,7 +163,8 @@ def model_record(model: nn.Module) -> dict[str, Any]:
 def build_model(record: dict[str, Any]) -> nn.Module:
     """A fresh model from ``model_record``'s output."""
     if record.get("class") not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {record.get('class')!r}; expected one of {sorted(MODEL_CLASSES)}")
+        raise ValueError(f"unknown model class {record.get('class')!r}; "
+                         f"expected one of {sorted(MODEL_CLASSES)}")
     return MODEL_CLASSES[record["class"]](**record["config"])
 
 
@@ -272,7 +277,8 @@ def pretrained_path(kind: str, config: str = "course") -> Path:
     """Where the shipped ``kind`` weights of ``config`` live (without suffix)."""
     get_config(config)
     if kind not in PRETRAINED_KINDS:
-        raise ValueError(f"unknown pretrained kind {kind!r}; expected one of {list(PRETRAINED_KINDS)}")
+        raise ValueError(f"unknown pretrained kind {kind!r}; "
+                         f"expected one of {list(PRETRAINED_KINDS)}")
     return PRETRAINED_DIR / config / kind
 
 
@@ -283,13 +289,15 @@ def pretrained_command(kind: str, config: str = "course") -> str:
 
 
 def load_pretrained(kind: str, config: str = "course") -> nn.Module:
-    """A shipped model of ``config``, in eval mode on CPU: ``"plm"`` (P_LM), ``"energy_lm"`` (the energy
-    model after LM pre-training), or seed 0's fine-tuned energies of the reproduction: ``"energy_bce"``
-    (Residual-EBM baseline) and ``"energy_adv"`` (Algorithm 1), both with the scalar ``mean`` read-out, and
-    ``"energy_improved"`` (``lm_nll`` read-out, Algorithm 1 with the tabu attack).
+    """A shipped model of ``config``, in eval mode on CPU: ``"plm"`` (P_LM), ``"energy_lm"`` (the
+    energy model after LM pre-training), or seed 0's fine-tuned energies of the reproduction:
+    ``"energy_bce"`` (Residual-EBM baseline) and ``"energy_adv"`` (Algorithm 1), both with the
+    scalar ``mean`` read-out, and ``"energy_improved"`` (``lm_nll`` read-out, Algorithm 1 with the
+    tabu attack).
 
-    Its record (metrics, seed, the command that made it) is ``load_pretrained_record(kind, config)``.
-    A file made for another configuration or kind, or a damaged one, raises ``CheckpointError``.
+    Its record (metrics, seed, the command that made it) is
+    ``load_pretrained_record(kind, config)``. A file made for another configuration or kind, or a
+    damaged one, raises ``CheckpointError``.
     """
     path = pretrained_path(kind, config)
     file, command = path.with_suffix(".safetensors"), pretrained_command(kind, config)

@@ -1,10 +1,12 @@
 """Run-time settings shared by every notebook and script.
 
 * Fast mode: ``ADVEBM_FAST=1`` (the test run sets it) shrinks data sizes and epoch counts so that
-  notebooks run in seconds; it never skips a code path. The committed notebook outputs come from it.
+  notebooks run in seconds; it never skips a code path. The committed notebook outputs come
+  from it.
 * Device: CUDA, then Apple's MPS, then the CPU.
 * Seeding: one call seeds Python, NumPy and torch.
-* The course configurations: ``course`` (sized for a 2-core CPU) and ``paper`` (the paper's Table 1).
+* The course configurations: ``course`` (sized for a 2-core CPU) and ``paper`` (the paper's
+  Table 1).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import torch
 from .checks import check_int, check_number, check_positive, check_seed
 from .task import AdditionTask
 
-# Denormal floats make LSTM epochs on CPU swing from 0.4 s to 25 s; flushing them to zero is harmless here.
+# Denormal floats make LSTM epochs on CPU swing from 0.4 s to 25 s; flushing them to zero is
+# harmless here.
 torch.set_flush_denormal(True)
 
 FAST_ENV_VAR = "ADVEBM_FAST"
 
 
 def fast_mode() -> bool:
-    """True when ``ADVEBM_FAST`` is set to 1/true/yes (read at call time, so tests can toggle it)."""
+    """True when ``ADVEBM_FAST`` is 1/true/yes/on (read at call time, so tests can toggle it)."""
     return os.environ.get(FAST_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -57,9 +60,9 @@ def seed_everything(seed: int) -> None:
 class TrainConfig:
     """How a model is optimised, whole (one object per run, recorded with its checkpoints).
 
-    AdamW at ``lr`` (reached linearly over ``warmup_steps`` steps) with ``weight_decay``, mini-batches
-    of ``batch_size`` for at most ``epochs`` epochs; with validation, training stops after
-    ``patience`` epochs without improvement. ``seed`` decides every shuffle and dropout mask.
+    AdamW at ``lr`` (reached linearly over ``warmup_steps`` steps) with ``weight_decay``,
+    mini-batches of ``batch_size`` for at most ``epochs`` epochs; with validation, training stops
+    after ``patience`` epochs without improvement. ``seed`` decides every shuffle and dropout mask.
     """
 
     epochs: int
@@ -91,7 +94,7 @@ class TrainingSetup:
 
 @dataclass(frozen=True)
 class CourseConfig:
-    """One configuration of the whole course pipeline: the task size and how each model is pre-trained.
+    """One configuration of the course pipeline: the task size and how each model is pre-trained.
 
     ``plm`` is the LSTM language model P_LM; ``energy_lm`` is the Transformer energy model's
     language-model pre-training (paper section 3.2).
@@ -105,7 +108,8 @@ class CourseConfig:
 
 
 # P_LM: Table 1 (AdamW, lr 1e-3, weight decay 0.05, up to 500 epochs on 1,000 sequences). Early
-# stopping on a held-out split keeps the best epoch: trained to the end, the LSTM memorises its data.
+# stopping on a held-out split keeps the best epoch: trained to the end, the LSTM memorises its
+# data.
 _PLM = TrainingSetup(n_train=1_000, n_val=1_000, training=TrainConfig(
     epochs=500, batch_size=32, lr=1e-3, weight_decay=0.05, patience=20))
 
@@ -116,12 +120,14 @@ _ENERGY_LM = TrainingSetup(n_train=100_000, n_val=2_000, training=TrainConfig(
     epochs=500, batch_size=256, lr=1e-3, weight_decay=0.01, patience=3, warmup_steps=200))
 
 CONFIGS: dict[str, CourseConfig] = {
-    # 5 digits: the largest count at which the later Algorithm-1 experiments fit the CPU budget (an attack
-    # step costs 1.7 ms per sequence at 5 digits, 3.9 ms at 7, 6.3 ms at 10) and at which the sizing run
-    # met their targets; the energy LM's own samples reach 0.99+ in about 4 minutes. 4 and 3 digits were
-    # measured too: no target holds there that fails here (docs/pretraining.md, "Why 5 digits").
+    # 5 digits: the largest count at which the later Algorithm-1 experiments fit the CPU budget (an
+    # attack step costs 1.7 ms per sequence at 5 digits, 3.9 ms at 7, 6.3 ms at 10) and at which
+    # the sizing run met their targets; the energy LM's own samples reach 0.99+ in about 4 minutes.
+    # 4 and 3 digits were measured too: no target holds there that fails here (docs/pretraining.md,
+    # "Why 5 digits").
     "course": CourseConfig(name="course", n_digits=5, plm=_PLM,
-                           energy_lm=replace(_ENERGY_LM, training=replace(_ENERGY_LM.training, epochs=12))),
+                           energy_lm=replace(_ENERGY_LM,
+                                             training=replace(_ENERGY_LM.training, epochs=12))),
     # The paper's Table 1 (500 epochs, cut short by early stopping).
     "paper": CourseConfig(name="paper", n_digits=10, plm=_PLM, energy_lm=_ENERGY_LM),
 }

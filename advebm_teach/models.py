@@ -40,8 +40,9 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T-1)``: -log p(x_t | x_<t) for t = 1..T-1, from logits ``(B, T, V)`` that predict the next token."""
-    log_probs = F.log_softmax(logits[:, :-1], dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+    """``(B, T-1)``: -log p(x_t | x_<t) for t = 1..T-1, from next-token logits ``(B, T, V)``."""
+    log_probs = F.log_softmax(logits[:, :-1], dim=-1,
+                              dtype=torch.promote_types(logits.dtype, torch.float32))
     return -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
@@ -57,12 +58,12 @@ class LanguageModelMixin:
     """``forward(tokens)`` as ``forward_embeds(embed(tokens))``, shared by both models."""
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token logits ``(B, T, V)``: ``logits[:, t]`` scores ``x_{t+1}`` given ``x_{<=t}``."""
+        """Next-token logits ``(B, T, V)``: ``logits[:, t]`` scores x_{t+1} given x_{<=t}."""
         return self.forward_embeds(self.embed(tokens))
 
 
 class LSTMLanguageModel(LanguageModelMixin, nn.Module):
-    """P_LM: one-layer LSTM language model, p(x) = prod_t softmax(W h_t)[x_{t+1}], h_t = LSTM(e_1..e_t)."""
+    """P_LM: a one-layer LSTM LM, p(x) = prod_t softmax(W h_t)[x_{t+1}], h_t = LSTM(e_1..e_t)."""
 
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256) -> None:
         super().__init__()
@@ -81,16 +82,17 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``(B, T, V)`` from embeddings ``(B, T, embed_dim)``."""
         _check_embeds(embeds, self.config["embed_dim"])
-        hidden, _ = self.lstm(embeds)
+        hidden, _ = self.lstm(embeds)  # (B, T, hidden_dim)
         return self.lm_head(hidden)
 
     def next_token_logits(self, tokens: torch.Tensor, state=None):
-        """Incremental decoding: ``(logits (B, V) for the next position, state)`` after reading ``tokens (B,)``.
+        """Incremental decoding: ``(logits (B, V), state)`` after reading ``tokens (B,)``.
 
-        ``state`` is the LSTM's ``(h, c)`` after the tokens read so far (None at the start).
+        ``logits`` score the next position. ``state`` is the LSTM's ``(h, c)`` after the tokens
+        read so far (None at the start).
         """
         tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
-        hidden, state = self.lstm(self.token_embedding(tokens[:, None]), state)
+        hidden, state = self.lstm(self.token_embedding(tokens[:, None]), state)  # (B, 1, H)
         return self.lm_head(hidden[:, -1]), state
 
 
@@ -101,9 +103,9 @@ class SelfAttention(nn.Module):
     """Multi-head attention, softmax(Q K^T / sqrt(d_head) + mask) V, causal or bidirectional.
 
     Written out (not a fused kernel) so that students can read it and double backward works.
-    ``forward_with_kv`` can also continue a sequence: given the keys and values of an earlier prefix
-    (``past``), the new positions attend to the prefix and, causally, to each other. Leading batch
-    dimensions broadcast, so one prefix can serve many continuations.
+    ``forward_with_kv`` can also continue a sequence: given the keys and values of an earlier
+    prefix (``past``), the new positions attend to the prefix and, causally, to each other. Leading
+    batch dimensions broadcast, so one prefix can serve many continuations.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
@@ -123,12 +125,16 @@ class SelfAttention(nn.Module):
 
     def forward_with_kv(self, x: torch.Tensor, causal: bool, past: KeysValues | None = None
                         ) -> tuple[torch.Tensor, KeysValues]:
-        """``(output, (keys, values))`` for ``x (..., T, C)``; keys/values are ``(..., heads, T, C/heads)``."""
+        """``(output, (keys, values))`` for ``x (..., T, C)``.
+
+        The keys and values are ``(..., heads, T, C/heads)``.
+        """
         *lead, T, C = x.shape
+        # (..., T, 3C) -> three (..., T, heads, C/heads) -> (..., heads, T, C/heads)
         q, k, v = (t.reshape(*lead, T, self.n_heads, C // self.n_heads).transpose(-3, -2)
                    for t in self.qkv(x).split(C, dim=-1))
         scale = 1 / math.sqrt(C // self.n_heads)
-        scores = q @ k.transpose(-2, -1) * scale
+        scores = q @ k.transpose(-2, -1) * scale  # (..., heads, T, T)
         if causal:
             future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             scores = scores.masked_fill(future, float("-inf"))
@@ -136,8 +142,11 @@ class SelfAttention(nn.Module):
             mixed = self.dropout(scores.softmax(dim=-1)) @ v
         else:  # the prefix lies entirely in the past of every new position
             past_k, past_v = past
-            weights = self.dropout(torch.cat([q @ past_k.transpose(-2, -1) * scale, scores], dim=-1).softmax(dim=-1))
+            # (..., heads, T, P + T): the P prefix keys, then the T new ones
+            weights = self.dropout(torch.cat([q @ past_k.transpose(-2, -1) * scale, scores],
+                                             dim=-1).softmax(dim=-1))
             mixed = weights[..., : past_k.shape[-2]] @ past_v + weights[..., past_k.shape[-2]:] @ v
+        # heads joined again: (..., heads, T, C/heads) -> (..., T, C)
         return self.dropout(self.proj(mixed.transpose(-3, -2).reshape(*lead, T, C))), (k, v)
 
 
@@ -149,7 +158,8 @@ class Block(nn.Module):
         self.ln_attn = nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, n_heads, dropout)
         self.ln_mlp = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model),
+                                 nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         return self.forward_with_kv(x, causal)[0]
@@ -162,19 +172,23 @@ class Block(nn.Module):
 
 
 class TransformerEnergy(LanguageModelMixin, nn.Module):
-    """E_theta: a 2-layer, 4-head, d=128 Transformer (paper Table 1) with an LM head and an energy read-out.
+    """E_theta: a 2-layer, 4-head, d=128 Transformer (paper Table 1), LM head and energy read-out.
 
-    ``head`` picks the energy read-out (all share the same weights, so it can be switched after loading):
+    ``head`` picks the energy read-out (all share the same weights, so it can be switched after
+    loading):
 
-    * ``"mean"``: bidirectional attention, E(x) = w . mean_t h_t + b (the Residual-EBM notebook's choice);
+    * ``"mean"``: bidirectional attention, E(x) = w . mean_t h_t + b (the Residual-EBM notebook's
+      choice);
     * ``"eos"``: causal attention, E(x) = w . h_EOS + b;
-    * ``"lm_nll"``: causal attention, E(x) = -sum_{t in answer} log p_theta(x_t | x_<t) + w . h_EOS + b,
-      the pre-trained model's own negative log-likelihood of the answer digits plus a learned scalar
-      correction (a residual on what pre-training learned).
+    * ``"lm_nll"``: causal attention,
+      E(x) = -sum_{t in answer} log p_theta(x_t | x_<t) + w . h_EOS + b, the pre-trained model's
+      own negative log-likelihood of the answer digits plus a learned scalar correction (a
+      residual on what pre-training learned).
 
-    ``answer_positions`` (the positions whose NLL ``lm_nll`` sums) defaults to every position after the first.
-    The read-out ``w, b`` starts at zero, so before fine-tuning ``lm_nll`` is exactly the NLL and the
-    scalar heads are constant (they learn what data looks like only when fine-tuned).
+    ``answer_positions`` (the positions whose NLL ``lm_nll`` sums) defaults to every position after
+    the first. The read-out ``w, b`` starts at zero, so before fine-tuning ``lm_nll`` is exactly
+    the NLL and the scalar heads are constant (they learn what data looks like only when
+    fine-tuned).
     """
 
     def __init__(
@@ -206,22 +220,26 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         }
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = nn.Embedding(seq_len, d_model)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, ff_dim, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, ff_dim, dropout)
+                                    for _ in range(n_layers))
         self.ln_final = nn.LayerNorm(d_model)
         self.lm_head = nn.Linear(d_model, vocab_size)
         self.energy_readout = nn.Linear(d_model, 1)
         answer = torch.zeros(seq_len, dtype=torch.bool)
         answer[list(answer_positions)] = True
-        self.register_buffer("answer_mask", answer[1:], persistent=False)  # aligned with token_nll's t = 1..T-1
+        # (T-1,), aligned with token_nll's t = 1..T-1
+        self.register_buffer("answer_mask", answer[1:], persistent=False)
         self.apply(_init_weights)
-        nn.init.zeros_(self.energy_readout.weight)  # untrained read-out: E = 0 (mean, eos), E = NLL (lm_nll)
+        # untrained read-out: E = 0 (mean, eos), E = NLL (lm_nll)
+        nn.init.zeros_(self.energy_readout.weight)
         self.head = head
 
     @classmethod
     def for_task(cls, task: AdditionTask, **kwargs) -> "TransformerEnergy":
         """A model sized for ``task`` whose ``lm_nll`` head reads the answer (c) digits."""
         check_task(task)
-        return cls(task.vocab_size, task.seq_len, answer_positions=list(task.c_positions), **kwargs)
+        return cls(task.vocab_size, task.seq_len, answer_positions=list(task.c_positions),
+                   **kwargs)
 
     @property
     def head(self) -> str:
@@ -243,7 +261,9 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
 
     def run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
                     start: int = 0) -> tuple[torch.Tensor, list[KeysValues]]:
-        """States of positions ``start..`` (after a cached prefix ``past``), and each block's keys/values."""
+        """States of positions ``start..`` (after a cached prefix ``past``), and each block's
+        keys/values."""
+        # (..., T, D) plus the embeddings of positions start..start+T-1
         x = embeds + self.position_embedding.weight[start : start + embeds.shape[-2]]
         keys_values = []
         for i, block in enumerate(self.blocks):
@@ -252,13 +272,14 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         return self.ln_final(x), keys_values
 
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
-        """Causal next-token logits ``(B, T, V)`` (the LM head used in pre-training and sampling)."""
+        """Causal next-token logits ``(B, T, V)`` (the LM head of pre-training and sampling)."""
         return self.lm_head(self.hidden_states(embeds, causal=True))
 
     def next_token_logits(self, tokens: torch.Tensor, state=None):
-        """Incremental decoding: ``(logits (B, V) for the next position, state)`` after reading ``tokens (B,)``.
+        """Incremental decoding: ``(logits (B, V), state)`` after reading ``tokens (B,)``.
 
-        ``state`` holds the position and every block's keys and values so far (None at the start).
+        ``logits`` score the next position. ``state`` holds the position and every block's keys
+        and values so far (None at the start).
         """
         tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
         start, past = state if state is not None else (0, None)
@@ -272,19 +293,22 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
                            for (pk, pv), (k, v) in zip(past, keys_values)]
         return self.lm_head(states[:, -1]), (start + 1, keys_values)
 
-    def energy_from_embeds(self, embeds: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """E(x) ``(B,)`` from token embeddings; ``tokens`` (the NLL targets) are required for ``lm_nll``.
+    def energy_from_embeds(self, embeds: torch.Tensor,
+                           tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """E(x) ``(B,)`` from token embeddings; ``lm_nll`` also needs ``tokens`` (the NLL targets).
 
-        ``tokens`` may also be one-hot vectors ``(B, T, V)`` (float): the NLL is then linear in them, so the
-        gradient of E with respect to them is the exact effect of changing a target (first-order token scores).
+        ``tokens`` may also be one-hot vectors ``(B, T, V)`` (float): the NLL is then linear in
+        them, so the gradient of E with respect to them is the exact effect of changing a target
+        (first-order token scores).
         """
         return self._energy(*self._check_energy_inputs(embeds, tokens))[0]
 
-    def energy_with_internals(self, embeds: torch.Tensor, tokens: torch.Tensor | None
-                              ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
-        """E(x) as ``energy_from_embeds``, with what the pass computed on the way: every block's keys
-        and values (causal heads) and the next-token log-probabilities (``lm_nll``); ``prefix_cache``
-        keeps them to re-score substitutions."""
+    def energy_with_internals(
+        self, embeds: torch.Tensor, tokens: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
+        """E(x) as ``energy_from_embeds``, with what the pass computed on the way: every block's
+        keys and values (causal heads) and the next-token log-probabilities (``lm_nll``);
+        ``prefix_cache`` keeps them to re-score substitutions."""
         return self._energy(*self._check_energy_inputs(embeds, tokens))
 
     def _check_energy_inputs(self, embeds: torch.Tensor, tokens: torch.Tensor | None
@@ -314,24 +338,27 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
                 ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
         """(E(x), keys and values, log-probabilities) from checked inputs."""
         if self.head == "mean":
-            states = self.run_blocks(embeds, causal=False)[0]
+            states = self.run_blocks(embeds, causal=False)[0]  # (B, T, D)
+            # w . mean_t h_t + b: (B, T, D) -> (B, D) -> (B,)
             return self.energy_readout(states.mean(dim=1)).squeeze(-1), None, None
         states, keys_values = self.run_blocks(embeds, causal=True)
-        energy = self.energy_readout(states[:, -1]).squeeze(-1)
+        energy = self.energy_readout(states[:, -1]).squeeze(-1)  # w . h_EOS + b: (B,)
         log_probs = None
         if self.head == "lm_nll":
-            log_probs = self.log_probs(states)
+            log_probs = self.log_probs(states)  # (B, T, V)
             if tokens.is_floating_point():  # one-hot targets (B, T, V)
-                nll = -(tokens[:, 1:] * log_probs[:, :-1]).sum(dim=-1)
+                nll = -(tokens[:, 1:] * log_probs[:, :-1]).sum(dim=-1)  # (B, T-1)
             else:
-                nll = -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
+                nll = -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)  # (B, T-1)
+            # + -sum_{t in answer} log p_theta(x_t | x_<t)
             energy = energy + (nll * self.answer_mask).sum(dim=1)
         return energy, keys_values, log_probs
 
     def log_probs(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., T, V)``: next-token log-probabilities (float32 at least) from final states."""
         logits = self.lm_head(states)
-        return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        return F.log_softmax(logits, dim=-1,
+                             dtype=torch.promote_types(logits.dtype, torch.float32))
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
         """E(x) ``(B,)`` for token ids ``(B, seq_len)``; low on data."""
@@ -360,4 +387,5 @@ def _check_answer_positions(positions: Sequence[int] | None, seq_len: int) -> li
         raise TypeError(f"answer_positions must be a list of int positions, got {positions!r}")
     if not positions:
         raise ValueError(f"answer_positions must be non-empty and lie in [1, {seq_len}), got []")
-    return [check_int(f"answer_positions[{i}]", p, 1, seq_len - 1) for i, p in enumerate(positions)]
+    return [check_int(f"answer_positions[{i}]", p, 1, seq_len - 1)
+            for i, p in enumerate(positions)]

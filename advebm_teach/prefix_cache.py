@@ -94,6 +94,7 @@ def _substitution_energy(model: TransformerEnergy, cache: PrefixCache, p: int,
     suffix[:, :, 0] = candidates
     past = [(keys[:, :, :p].unsqueeze(1), values[:, :, :p].unsqueeze(1))  # (n, 1, heads, p, d)
             for keys, values in cache.keys_values]
+    # every candidate's suffix, attending to the shared prefix: (n, K, T-p, d_model)
     states, _ = model.run_blocks(model.token_embedding(suffix), causal=True, past=past, start=p)
     energy = model.energy_readout(states[:, :, -1]).squeeze(-1)  # (n, K)
     if model.head == "lm_nll":  # answer_mask[j] weighs the NLL of position j + 1

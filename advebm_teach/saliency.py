@@ -3,12 +3,13 @@
 With e_i the embedding of token x_i and g_i = grad_{e_i}(-E(x)):
 
 * saliency (paper eq. 4): s_i = ||g_i||_1, how strongly position i can move the energy;
-* first-order token scores (HotFlip): the gradient of -E with respect to the one-hot token x_i, dotted
-  with the change from x_i to v: S[i, v] = g_i . (E_v - e_{x_i}) + t_i[v] - t_i[x_i], the first-order
-  estimate of -E(x with v at i) + E(x), i.e. the predicted energy *decrease*. Here t_i = grad(-E) with
-  respect to x_i as a prediction *target*: zero for the scalar heads, and for ``lm_nll`` (which scores
-  the answer digits by their log-probability) t_i[v] = log p(v | x_<i) on answer positions, so that
-  term is exact. The same scores drive Gibbs-with-Gradients and discrete Langevin proposals.
+* first-order token scores (HotFlip): the gradient of -E with respect to the one-hot token x_i,
+  dotted with the change from x_i to v: S[i, v] = g_i . (E_v - e_{x_i}) + t_i[v] - t_i[x_i], the
+  first-order estimate of -E(x with v at i) + E(x), i.e. the predicted energy *decrease*. Here
+  t_i = grad(-E) with respect to x_i as a prediction *target*: zero for the scalar heads, and for
+  ``lm_nll`` (which scores the answer digits by their log-probability) t_i[v] = log p(v | x_<i) on
+  answer positions, so that term is exact. The same scores drive Gibbs-with-Gradients and discrete
+  Langevin proposals.
 
 One backward pass gives both. Everything acts on the models' embedding seam
 (``embed`` / ``energy_from_embeds``); nothing edits an embedding table.
@@ -32,9 +33,10 @@ from .prefix_cache import energy_and_cache
 class EnergyGradients:
     """One forward and one backward pass over ``tokens (B, T)``.
 
-    ``energy (B,)``; ``gradient`` = grad_e(-E) ``(B, T, D)`` at the embeddings ``embeds``; ``target_gradient``
-    = grad(-E) with respect to one-hot targets ``(B, T, V)`` (when asked for); ``cache``: the model's
-    ``PrefixCache`` for re-scoring substitutions (when asked for and the head is causal).
+    ``energy (B,)``; ``gradient`` = grad_e(-E) ``(B, T, D)`` at the embeddings ``embeds``;
+    ``target_gradient`` = grad(-E) with respect to one-hot targets ``(B, T, V)`` (when asked for);
+    ``cache``: the model's ``PrefixCache`` for re-scoring substitutions (when asked for and the
+    head is causal).
     """
 
     energy: torch.Tensor
@@ -47,10 +49,11 @@ class EnergyGradients:
 def energy_and_gradient(energy_model: nn.Module, tokens: torch.Tensor, keep_cache: bool = False,
                         target_gradient: bool = False) -> EnergyGradients:
     """E(x) and its gradients from one forward and one backward; parameters receive no gradient."""
-    embeds = energy_model.embed(tokens).detach().requires_grad_(True)
+    embeds = energy_model.embed(tokens).detach().requires_grad_(True)  # (B, T, D)
     targets = tokens
     if target_gradient:
-        targets = F.one_hot(tokens, energy_model.config["vocab_size"]).to(embeds.dtype).requires_grad_(True)
+        targets = (F.one_hot(tokens, energy_model.config["vocab_size"])  # (B, T) -> (B, T, V)
+                   .to(embeds.dtype).requires_grad_(True))
     with torch.enable_grad():
         if keep_cache:
             energy, cache = energy_and_cache(energy_model, embeds, targets)
@@ -80,7 +83,8 @@ def saliency_from_gradient(gradient: torch.Tensor, mask: torch.Tensor | None = N
     return saliency
 
 
-def embedding_table(energy_model: nn.Module, vocab_size: int, device: torch.device) -> torch.Tensor:
+def embedding_table(energy_model: nn.Module, vocab_size: int,
+                    device: torch.device) -> torch.Tensor:
     """``(V, D)``: E_v for every token v, read through the model's ``embed``."""
     check_int("vocab_size", vocab_size, 1)
     return energy_model.embed(torch.arange(vocab_size, device=device)).detach()
@@ -88,9 +92,10 @@ def embedding_table(energy_model: nn.Module, vocab_size: int, device: torch.devi
 
 def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Tensor | None = None,
                    norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
-    """``(B, T)``: s_i = ||grad_{e_i}(-E(x))|| (paper eq. 4); ``-inf`` outside ``mask`` (so argmax never picks it).
+    """``(B, T)``: s_i = ||grad_{e_i}(-E(x))|| (paper eq. 4); ``-inf`` outside ``mask``.
 
-    Computed in eval mode; the model's mode is restored.
+    ``-inf``, so that argmax never picks such a position. Computed in eval mode; the model's
+    mode is restored.
     """
     _check_tokens(energy_model, tokens)
     check_choice("norm", norm, ("l1", "l2"))
@@ -99,20 +104,24 @@ def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Te
     return saliency_from_gradient(gradient, mask, norm)
 
 
-def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor,
+                               tokens: torch.Tensor) -> torch.Tensor:
     """``(B, T, V)`` first-order scores from one gradient pass (see the module docstring)."""
+    # g_i . E_v - g_i . e_{x_i}: (B, T, D) @ (D, V) -> (B, T, V), minus (B, T, 1)
     scores = grads.gradient @ table.T - (grads.gradient * grads.embeds).sum(dim=-1, keepdim=True)
-    if grads.target_gradient is not None:
-        scores = scores + grads.target_gradient - grads.target_gradient.gather(-1, tokens[..., None])
+    if grads.target_gradient is not None:  # + t_i[v] - t_i[x_i]
+        scores = (scores + grads.target_gradient
+                  - grads.target_gradient.gather(-1, tokens[..., None]))
     return scores
 
 
 def first_order_scores(energy_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for token v at position i."""
+    """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for v at i."""
     _check_tokens(energy_model, tokens)
     with evaluation_mode(energy_model):
         grads = energy_and_gradient(energy_model, tokens, target_gradient=True)
-        table = embedding_table(energy_model, energy_model.config["vocab_size"], grads.embeds.device)
+        table = embedding_table(energy_model, energy_model.config["vocab_size"],
+                                grads.embeds.device)
     return first_order_from_gradients(grads, table, tokens)
 
 

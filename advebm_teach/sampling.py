@@ -1,4 +1,4 @@
-"""Drawing sequences from a language model: x_t ~ p(x_t | x_<t), left to right (ancestral sampling).
+"""Drawing from a language model: x_t ~ p(x_t | x_<t), left to right (ancestral sampling).
 
 Constrained decoding forces the format tokens (``<bos>``, ``+``, ``=``, ``<eos>``) and lets only
 digits be drawn where digits go, so every sample is well formed; without it an LSTM trained on
@@ -28,11 +28,11 @@ def sample_lm(
     constrained: bool = True,
     batch_size: int = 2048,
 ) -> torch.Tensor:
-    """``n`` sequences ``(n, seq_len)`` sampled from ``lm`` (a model with ``next_token_logits``), on CPU.
+    """``n`` sequences ``(n, seq_len)`` from ``lm`` (a model with ``next_token_logits``), on CPU.
 
-    Reproducible with ``seed`` or ``generator`` (without either, torch's global generator is used) and
-    the same ``batch_size``: chunks consume the generator one after another, so another batch size
-    draws other samples. Restores the model's train/eval mode.
+    Reproducible with ``seed`` or ``generator`` (without either, torch's global generator is used)
+    and the same ``batch_size``: chunks consume the generator one after another, so another batch
+    size draws other samples. Restores the model's train/eval mode.
     """
     check_task(task).check_model("lm", lm)
     if not callable(getattr(lm, "next_token_logits", None)):
@@ -46,7 +46,8 @@ def sample_lm(
     device = next(lm.parameters()).device
     with evaluation_mode(lm):
         chunks = [
-            _sample_chunk(lm, task, min(batch_size, n - start), generator, temperature, constrained, device)
+            _sample_chunk(lm, task, min(batch_size, n - start), generator, temperature,
+                          constrained, device)
             for start in range(0, n, batch_size)
         ]
     return torch.cat(chunks) if chunks else torch.empty(0, task.seq_len, dtype=torch.long)
@@ -59,27 +60,33 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
     digit_only[task.digit_ids] = 0.0
     state = None
     for t in range(1, task.seq_len):
-        logits, state = lm.next_token_logits(tokens[:, t - 1].to(device), state)  # reads x_{t-1}, predicts x_t
+        # reads x_{t-1}, predicts x_t: logits (n, V)
+        logits, state = lm.next_token_logits(tokens[:, t - 1].to(device), state)
         if constrained and not task.digit_slots[t]:
             continue  # a format token: forced
         logits = logits.float().cpu() / temperature
         if constrained:
             logits = logits + digit_only
+        # x_t ~ softmax(logits): (n, 1) -> (n,)
         tokens[:, t] = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
     return tokens
 
 
 @torch.no_grad()
-def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor,
+                batch_size: int = 2048) -> torch.Tensor:
     """``(B,)``: log P_LM(x) as constrained ``sample_lm`` draws x, the sum over digit slots t of
-    log softmax over the digits of the logits of x_t given x_<t (format tokens are forced: probability 1)."""
+    log softmax over the digits of the logits of x_t given x_<t (format tokens are forced:
+    probability 1)."""
     check_task(task).check_model("lm", lm)
     batch_size = check_int("batch_size", batch_size, 1)
     tokens = task.check_tokens(tokens).long().view(-1, task.seq_len)
     malformed = (~task.is_well_formed(tokens)).nonzero().flatten().tolist()
     if malformed:
-        raise ValueError(f"tokens must be well formed (constrained sampling draws no others); rows {malformed[:10]} are not")
-    device, n_digit_ids = next(lm.parameters()).device, len(task.digit_ids)  # ids 0..9 are the digits
+        raise ValueError(f"tokens must be well formed (constrained sampling draws no others); "
+                         f"rows {malformed[:10]} are not")
+    # ids 0..9 are the digits
+    device, n_digit_ids = next(lm.parameters()).device, len(task.digit_ids)
     parts = []
     with evaluation_mode(lm):
         for chunk in tokens.split(batch_size):
@@ -88,12 +95,13 @@ def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor, batch_s
             log_probs = torch.log_softmax(logits, dim=-1).cpu()
             targets = chunk[:, 1:, None].clamp(max=n_digit_ids - 1)  # format slots: dropped below
             drawn = log_probs.gather(-1, targets).squeeze(-1)  # (B, T-1)
-            parts.append(drawn[:, task.digit_slots[1:]].sum(dim=1))
+            parts.append(drawn[:, task.digit_slots[1:]].sum(dim=1))  # (B,)
     return torch.cat(parts) if parts else torch.empty(0)
 
 
 @torch.no_grad()
-def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def energies_of(energy_model: nn.Module, tokens: torch.Tensor,
+                batch_size: int = 2048) -> torch.Tensor:
     """``(N,)``: E of every sequence ``(N, T)``, in eval mode and in chunks, on the CPU."""
     if not callable(getattr(energy_model, "energy", None)):
         raise TypeError(f"energy_model must be an energy model (with energy), "
@@ -105,7 +113,8 @@ def energies_of(energy_model: nn.Module, tokens: torch.Tensor, batch_size: int =
         return torch.empty(0)
     device = next(energy_model.parameters()).device
     with evaluation_mode(energy_model):
-        return torch.cat([energy_model.energy(chunk.to(device)).cpu() for chunk in tokens.split(batch_size)])
+        return torch.cat([energy_model.energy(chunk.to(device)).cpu()
+                          for chunk in tokens.split(batch_size)])
 
 
 def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidates: int,
@@ -121,15 +130,16 @@ def resample_from_pool(pool: torch.Tensor, pool_energy: torch.Tensor, n_candidat
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     energies = check_finite("pool_energy", pool_energy[:, :n_candidates])  # else NaN weights
-    weights = torch.softmax(-energies.double(), dim=1)
-    chosen = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    weights = torch.softmax(-energies.double(), dim=1)  # w_j: (N, n_candidates)
+    chosen = torch.multinomial(weights, 1, generator=generator).squeeze(1)  # (N,)
     return pool[torch.arange(len(pool)), chosen]
 
 
-def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, n_candidates: int, n_out: int,
-                        seed: int) -> torch.Tensor:
-    """Residual-EBM generation: for each of ``n_out`` outputs draw ``n_candidates`` sequences from P_LM and keep
-    one with probability proportional to exp(-E) (self-normalised importance resampling of P_LM exp(-E)).
+def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTask,
+                        n_candidates: int, n_out: int, seed: int) -> torch.Tensor:
+    """Residual-EBM generation: for each of ``n_out`` outputs draw ``n_candidates`` sequences from
+    P_LM and keep one with probability proportional to exp(-E) (self-normalised importance
+    resampling of P_LM exp(-E)).
 
     The candidates' energies must be finite: NaN or +-inf leaves no weights to draw with.
     """
@@ -137,15 +147,19 @@ def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTa
     n_candidates = check_int("n_candidates", n_candidates, 1)
     n_out = check_int("n_out", n_out, 0)
     seed = check_seed("seed", seed)
-    pool = sample_lm(lm, task, n_out * n_candidates, seed=seed).view(n_out, n_candidates, task.seq_len)
+    # (n_out * n_candidates, T) -> (n_out, n_candidates, T)
+    pool = (sample_lm(lm, task, n_out * n_candidates, seed=seed)
+            .view(n_out, n_candidates, task.seq_len))
     pool_energy = energies_of(energy_model, pool.flatten(0, 1)).view(n_out, n_candidates)
     check_finite("energy_model's energies of the candidates", pool_energy)
-    return resample_from_pool(pool, pool_energy, n_candidates, torch.Generator().manual_seed(seed + 1))
+    return resample_from_pool(pool, pool_energy, n_candidates,
+                              torch.Generator().manual_seed(seed + 1))
 
 
-def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int, seed: int,
-                    **attack_options) -> torch.Tensor:
-    """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps toward low energy."""
+def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int,
+                    seed: int, **attack_options) -> torch.Tensor:
+    """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps
+    toward low energy."""
     attack = DiscreteAttack(energy_model, task, steps, **attack_options)  # options checked first
     return attack.attack(sample_lm(lm, task, n, seed=check_seed("seed", seed))).final
 

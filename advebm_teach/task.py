@@ -1,7 +1,8 @@
 """The paper's arithmetic sequence task (section 3.1).
 
 A sequence is ``<bos> a_n..a_1 + b_n..b_1 = c_{n+1}..c_1 <eos>``: most significant digit first,
-``c = a + b`` written with n+1 digits (``c_{n+1}`` is the final carry, 0 or 1). One token per symbol::
+``c = a + b`` written with n+1 digits (``c_{n+1}`` is the final carry, 0 or 1). One token per
+symbol::
 
     <bos> 1 2 + 3 9 = 0 5 1 <eos>        (n = 2: 12 + 39 = 051)
 
@@ -9,7 +10,8 @@ Correctness of a sequence (the paper's metric) is the fraction of its n+1 ``c`` 
 the true sum of the sequence's *own* ``a`` and ``b``; a malformed sequence scores 0.
 
 Note: the paper's printed example, ``4680156823 + 2390922645 = 07332265161``, is not a valid sum in
-either digit order (4680156823 + 2390922645 = 7071079468); the course uses the definition, not the example.
+either digit order (4680156823 + 2390922645 = 7071079468); the course uses the definition, not the
+example.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ _SYMBOL = re.compile(r"<bos>|<eos>|\S")
 class AdditionTask:
     """Vocabulary, layout, sampling and the correctness metric of n-digit addition sequences.
 
-    Digit tokens have the ids 0-9 (token id = digit value), then ``+``, ``=``, ``<bos>``, ``<eos>``.
+    Digit tokens have the ids 0-9 (token id = digit value), then ``+``, ``=``, ``<bos>``,
+    ``<eos>``.
     """
 
     def __init__(self, n_digits: int = 10) -> None:
@@ -66,8 +69,9 @@ class AdditionTask:
     def encode(self, text: str | Sequence[str]) -> torch.Tensor:
         """Symbols to token ids: a string gives ``(seq_len,)``, a list of strings ``(B, seq_len)``.
 
-        Whitespace is ignored. The short form without ``<bos>``/``<eos>`` (``seq_len - 2`` symbols) gets
-        both added. The result need not be a correct sum, nor even well formed (only its length is checked).
+        Whitespace is ignored. The short form without ``<bos>``/``<eos>`` (``seq_len - 2`` symbols)
+        gets both added. The result need not be a correct sum, nor even well formed (only its
+        length is checked).
         """
         if isinstance(text, str):
             return self._encode_one(text)
@@ -95,7 +99,8 @@ class AdditionTask:
     def decode(self, tokens: torch.Tensor, strip: bool = False) -> str | list[str]:
         """Token ids to text, ``"<bos>12+39=051<eos>"``; ``(T,)`` gives a str, ``(B, T)`` a list.
 
-        ``decode`` and ``encode`` are exact inverses. ``strip=True`` drops ``<bos>``/``<eos>`` for display.
+        ``decode`` and ``encode`` are exact inverses. ``strip=True`` drops ``<bos>``/``<eos>`` for
+        display.
         """
         check_bool("strip", strip)
         texts = []
@@ -120,7 +125,8 @@ class AdditionTask:
         return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` correct sequences ``(n, seq_len)`` with a and b uniform on [0, 10^n_digits).
 
         Pass ``seed`` or ``generator`` for reproducible draws (not both).
@@ -132,13 +138,13 @@ class AdditionTask:
         return self.assemble(a, b, self.add_digits(a, b))
 
     def assemble(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Sequences from digit tensors ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
+        """Sequences from the digits ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
         a = check_token_ids("a", a, BASE, self.n_digits, dims=(2,))
         b = check_token_ids("b", b, BASE, self.n_digits, dims=(2,))
         c = check_token_ids("c", c, BASE, self.n_digits + 1, dims=(2,))
         if not len(a) == len(b) == len(c):
             raise ValueError(f"a, b and c must match in rows, got {len(a)}, {len(b)}, {len(c)}")
-        tokens = self.format_template.repeat(a.shape[0], 1)
+        tokens = self.format_template.repeat(a.shape[0], 1)  # (B, T), digit slots still -1
         tokens[:, self.a_positions] = a
         tokens[:, self.b_positions] = b
         tokens[:, self.c_positions] = c
@@ -152,20 +158,20 @@ class AdditionTask:
         if a.shape != b.shape:
             raise ValueError(f"a and b must have the same shape (B, n), got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
-        carry = torch.zeros(a.shape[0], dtype=torch.long)
+        carry = torch.zeros(a.shape[0], dtype=torch.long)  # (B,)
         columns = []
         for i in reversed(range(a.shape[1])):
             total = a[:, i] + b[:, i] + carry
             columns.append(total % BASE)
             carry = total // BASE
         columns.append(carry)
-        return torch.stack(columns[::-1], dim=1)
+        return torch.stack(columns[::-1], dim=1)  # n+1 columns (B,) -> (B, n+1)
 
     # ------------------------------------------------------------------ structure and metric
     def is_well_formed(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B,)`` bool: format tokens in their places and a digit in every digit slot."""
         tokens = self._batch(tokens)
-        format_ok = (tokens == self.format_template)[:, ~self.digit_slots].all(dim=1)
+        format_ok = (tokens == self.format_template)[:, ~self.digit_slots].all(dim=1)  # (B,)
         digits_ok = (tokens[:, self.digit_slots] < BASE).all(dim=1)
         return format_ok & digits_ok
 
@@ -177,20 +183,21 @@ class AdditionTask:
         tokens = self._batch(tokens)
         well_formed = self.is_well_formed(tokens)
         safe = torch.where(well_formed[:, None], tokens, torch.zeros_like(tokens))
-        a, b = safe[:, self.a_positions], safe[:, self.b_positions]
+        a, b = safe[:, self.a_positions], safe[:, self.b_positions]  # (B, n) each
         correct = safe[:, self.c_positions] == self.add_digits(a, b)
         return correct & well_formed[:, None]
 
     def correctness(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The paper's metric, ``(B,)`` float: correct c digits / (n+1); 0 for a malformed sequence."""
+        """The paper's metric, ``(B,)`` float: correct c digits / (n+1); 0 for a malformed one."""
         return self.digit_correct(tokens).float().mean(dim=1)
 
-    def editable_mask(self, tokens: torch.Tensor, positions: Literal["digits", "answer"] = "digits") -> torch.Tensor:
+    def editable_mask(self, tokens: torch.Tensor,
+                      positions: Literal["digits", "answer"] = "digits") -> torch.Tensor:
         """``(B, T)`` bool: where an attack may change a token.
 
-        ``"digits"``: every a, b and c digit (the paper's candidates are all tokens of the sequence);
-        ``"answer"``: the c digits only. Format tokens are never editable. The mask depends only on
-        the layout, not on the token values.
+        ``"digits"``: every a, b and c digit (the paper's candidates are all tokens of the
+        sequence); ``"answer"``: the c digits only. Format tokens are never editable. The mask
+        depends only on the layout, not on the token values.
         """
         tokens = self._batch(tokens)
         if check_choice("positions", positions, self.position_sets) == "digits":
@@ -198,7 +205,7 @@ class AdditionTask:
         else:
             row = torch.zeros(self.seq_len, dtype=torch.bool)
             row[self.c_positions] = True
-        return row.expand(tokens.shape[0], -1).clone()
+        return row.expand(tokens.shape[0], -1).clone()  # (T,) -> (B, T)
 
     @property
     def digit_ids(self) -> torch.Tensor:

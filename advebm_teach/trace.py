@@ -1,4 +1,4 @@
-"""The record of a discrete attack: every step's tokens, energies, choices and candidate energies."""
+"""A discrete attack's record: every step's tokens, energies, choices and candidate energies."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ FIELDS = ("tokens", "energy", "position", "saliency", "candidate_energy")
 
 
 class AttackTrace:
-    """What ``DiscreteAttack.attack`` returns, for S steps on B sequences of length T over V tokens.
+    """What ``DiscreteAttack.attack`` returns for S steps on B sequences of length T over V tokens.
 
     * ``tokens (S+1, B, T)``: the sequences before step 1 (index 0) and after each step;
-    * ``energy (S+1, B)``: E of those sequences (non-increasing when the current token is a candidate);
-    * ``position (S, B)``: the position each step chose (by saliency), ``-1`` when a sequence had no
-      position left to try (every editable position is tabu: a local minimum of single substitutions);
-    * ``saliency (S, B, T)``: ||grad_{e_i} (-E)|| per position at each step, ``-inf`` where the attack
-      may not edit (format tokens, tabu positions);
-    * ``candidate_energy (S, B, V)``: the energy of the sequence with token v at the chosen position,
-      ``+inf`` for tokens that were not evaluated (not candidates, or pruned away).
+    * ``energy (S+1, B)``: E of those sequences (non-increasing when the current token is a
+      candidate);
+    * ``position (S, B)``: the position each step chose (by saliency), ``-1`` when a sequence had
+      no position left to try (every editable position is tabu: a local minimum of single
+      substitutions);
+    * ``saliency (S, B, T)``: ||grad_{e_i} (-E)|| per position at each step, ``-inf`` where the
+      attack may not edit (format tokens, tabu positions);
+    * ``candidate_energy (S, B, V)``: the energy of the sequence with token v at the chosen
+      position, ``+inf`` for tokens that were not evaluated (not candidates, or pruned away).
 
     Only the steps an attack computed are stored: built from R < ``steps`` recorded steps (R+1 and
     R rows), the trace stands for ``steps`` steps whose last S - R repeat the R-th, a step that

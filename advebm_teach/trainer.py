@@ -1,16 +1,18 @@
-"""Training loops: language-model pre-training and EBM fine-tuning (the Residual-EBM baseline and the
-paper's Algorithm 1), with early stopping, resumable from atomic checkpoints.
+"""Training loops: language-model pre-training and EBM fine-tuning (the Residual-EBM baseline and
+the paper's Algorithm 1), with early stopping, resumable from atomic checkpoints.
 
 The LM objective (paper eq. 7) is the mean next-token negative log-likelihood,
 L(theta) = -1/(B(T-1)) sum_b sum_t log p_theta(x_{t+1} | x_<=t), minimised with AdamW (Table 1).
 
-Determinism: epoch e shuffles with a generator seeded with ``epoch_seed(seed, e)`` and reseeds torch's
-global generator (dropout) the same way, so a run resumed from its epoch-e checkpoint replays exactly
-what an uninterrupted run would have done, wherever it was interrupted (between epochs or inside one),
-and ends with bit-identical weights on the same machine at the same thread count.
+Determinism: epoch e shuffles with a generator seeded with ``epoch_seed(seed, e)`` and reseeds
+torch's global generator (dropout) the same way, so a run resumed from its epoch-e checkpoint
+replays exactly what an uninterrupted run would have done, wherever it was interrupted (between
+epochs or inside one), and ends with bit-identical weights on the same machine at the same thread
+count.
 
-A loss that stops being finite (a learning rate too large, a NaN regulariser weight) stops training with
-a ``FloatingPointError`` naming the epoch, instead of returning the weights of an earlier epoch silently.
+A loss that stops being finite (a learning rate too large, a NaN regulariser weight) stops training
+with a ``FloatingPointError`` naming the epoch, instead of returning the weights of an earlier
+epoch silently.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from tqdm.auto import tqdm
 
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
-from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number, check_model_fits, check_token_ids, model_config)
+from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number,
+                     check_model_fits, check_token_ids, model_config)
 from .config import TrainConfig, pick_device
 from .models import evaluation_mode, token_nll
 from .perturb_steps import Objective
@@ -57,18 +60,19 @@ def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
 
 
 def derive_seed(seed: int, offset: int) -> int:
-    """A seed of its own for one use ``offset`` within a run seeded with ``seed``, in [0, 2**32)."""
+    """A seed of its own for the use ``offset`` of a run seeded with ``seed``, in [0, 2**32)."""
     return (seed * 1_000_003 + offset) % SEED_LIMIT
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``: its shuffle and dropout masks."""
+    """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``: its shuffle and dropout
+    masks."""
     return derive_seed(seed, epoch)
 
 
 @dataclass
 class TrainResult:
-    """What a training run leaves behind: one dict per epoch, and the epoch whose weights were kept."""
+    """What a training run leaves: one dict per epoch, and the epoch whose weights were kept."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
@@ -77,13 +81,14 @@ class TrainResult:
 
     @property
     def train_seconds(self) -> float:
-        """The computing time of every epoch, in whichever session (before or after a resume) it ran."""
+        """The computing time of every epoch, in whichever session (before or after a resume)."""
         return sum(row["seconds"] for row in self.history)
 
 
-def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, record: dict,
-                        best_state: dict[str, torch.Tensor]) -> None:
-    """Model, optimizer and best-epoch tensors in one safetensors file (one atomic write), the rest in its record."""
+def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        record: dict, best_state: dict[str, torch.Tensor]) -> None:
+    """Model, optimizer and best-epoch tensors in one safetensors file (one atomic write), the rest
+    in its record."""
     state = optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in best_state.items()})
@@ -94,8 +99,8 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
 
 def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model: nn.Module,
                            optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it) into ``model`` and
-    ``optimizer``; returns the best epoch's weights."""
+    """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it) into ``model``
+    and ``optimizer``; returns the best epoch's weights."""
     device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
@@ -109,7 +114,7 @@ def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model
 
 
 def data_fingerprint(*tensors: torch.Tensor) -> str:
-    """SHA-256 of the tokens a run trains and validates on: a checkpoint resumes only on the same data."""
+    """SHA-256 of the tokens a run trains and validates on (a checkpoint resumes only on them)."""
     digest = hashlib.sha256()
     for tokens in tensors:
         digest.update(str(tuple(tokens.shape)).encode())
@@ -128,12 +133,13 @@ def train_lm(
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` as a language model, as ``config`` says; keep the epoch with the lowest held-out
-    loss (eq. 7: the mean next-token NLL). With ``checkpoint_dir`` every epoch is saved
-    atomically (one file, ``last``, holding the current and best weights and the optimizer state) and a
-    later call with the same arguments resumes from it.
-    ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the history's entry.
-    The model ends holding the best epoch's weights, on ``device`` (default: ``pick_device()``).
+    """Train ``model`` as a language model, as ``config`` says; keep the epoch with the lowest
+    held-out loss (eq. 7: the mean next-token NLL). With ``checkpoint_dir`` every epoch is saved
+    atomically (one file, ``last``, holding the current and best weights and the optimizer state)
+    and a later call with the same arguments resumes from it.
+    ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the
+    history's entry. The model ends holding the best epoch's weights, on ``device`` (default:
+    ``pick_device()``).
     """
     _check_training_args(model=("model", model), train_tokens=train_tokens, val_tokens=val_tokens,
                          vocab_size=model_config(model).get("vocab_size"),
@@ -146,7 +152,8 @@ def train_lm(
         return lm_loss(model, train_tokens[indices].to(device))
 
     return fit(model, minimise(batch_loss), config, n_train=len(train_tokens),
-               validate=lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)}, n_val=len(val_tokens),
+               validate=lambda: {"val_loss": evaluate_lm_loss(model, val_tokens)},
+               n_val=len(val_tokens),
                settings={"data_sha256": data_fingerprint(train_tokens, val_tokens)},
                checkpoint_dir=checkpoint_dir, progress=progress, on_epoch_end=on_epoch_end)
 
@@ -155,10 +162,12 @@ def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str
              alpha: float = 0.1) -> torch.Tensor:
     """The EBM fine-tuning objective, averaged over the batch; low energy is data.
 
-    * ``"logistic"``: softplus(E(x+)) + softplus(-E(x-)), the binary cross-entropy of a classifier whose
-      logit for "data" is -E (Residual EBM's noise-contrastive objective, with P_LM as the noise);
-    * ``"paper"``: E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), Algorithm 1's update (unbounded below on its
-      own: it can push energies to -inf and +inf) with a squared-energy regulariser that keeps them finite.
+    * ``"logistic"``: softplus(E(x+)) + softplus(-E(x-)), the binary cross-entropy of a classifier
+      whose logit for "data" is -E (Residual EBM's noise-contrastive objective, with P_LM as the
+      noise);
+    * ``"paper"``: E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), Algorithm 1's update (unbounded below
+      on its own: it can push energies to -inf and +inf) with a squared-energy regulariser that
+      keeps them finite.
     """
     if loss == "logistic":
         return (F.softplus(energy_data).mean() + F.softplus(-energy_negative).mean())
@@ -168,11 +177,14 @@ def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str
     raise ValueError(f"loss must be 'logistic' or 'paper', got {loss!r}")
 
 
-def classifier_objective(energy_model: nn.Module, data: torch.Tensor, negatives: torch.Tensor) -> Objective:
-    """The BCE classifier on a batch of true sums and as many P_LM samples: logit -E(x), ``ebm_loss`` logistic."""
+def classifier_objective(energy_model: nn.Module, data: torch.Tensor,
+                         negatives: torch.Tensor) -> Objective:
+    """The BCE classifier on a batch of true sums and as many P_LM samples: logit -E(x),
+    ``ebm_loss`` logistic."""
     if data.shape != negatives.shape:
-        raise ValueError(f"data {tuple(data.shape)} and negatives {tuple(negatives.shape)} must have the same shape")
-    tokens = torch.cat([data, negatives])
+        raise ValueError(f"data {tuple(data.shape)} and negatives {tuple(negatives.shape)} "
+                         "must have the same shape")
+    tokens = torch.cat([data, negatives])  # (2n, T): the data, then the negatives
     n = len(data)
     return Objective(embed=lambda: energy_model.embed(tokens),
                      forward=lambda embeds: -energy_model.energy_from_embeds(embeds, tokens),
@@ -204,13 +216,14 @@ def train_ebm(
     """Fine-tune an energy to tell data (low energy) from negatives drawn from P_LM (``lm``).
 
     * ``method="bce"``: the Residual-EBM baseline; the negatives are ``len(data)`` P_LM samples.
-    * ``method="adversarial"``: Algorithm 1; every batch, its P_LM samples are attacked for ``attack_steps``
-      steps by ``DiscreteAttack`` with the *current* energy (``attack_options`` are passed on), and the
-      attacked sequences are the negatives. ``attack_steps=0`` is the paper's ablation (plain P_LM samples).
+    * ``method="adversarial"``: Algorithm 1; every batch, its P_LM samples are attacked for
+      ``attack_steps`` steps by ``DiscreteAttack`` with the *current* energy (``attack_options``
+      are passed on), and the attacked sequences are the negatives. ``attack_steps=0`` is the
+      paper's ablation (plain P_LM samples).
 
-    ``loss`` is ``"logistic"`` or ``"paper"`` (see ``ebm_loss``). Validation uses ``val_data`` and as many
-    fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss is kept.
-    Checkpoints, resume, progress bar and history work as in ``train_lm``.
+    ``loss`` is ``"logistic"`` or ``"paper"`` (see ``ebm_loss``). Validation uses ``val_data`` and
+    as many fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss
+    is kept. Checkpoints, resume, progress bar and history work as in ``train_lm``.
     """
     _check_training_args(model=("energy_model", energy_model), data=data, val_data=val_data,
                          vocab_size=task.vocab_size, seq_len=task.seq_len, config=config,
@@ -222,27 +235,37 @@ def train_ebm(
     check_number("alpha", alpha, low=0)
     device = torch.device(device) if device is not None else pick_device()
     energy_model.to(device)
+    # Algorithm 1 lines 4-5: X_data and X_LM; the P_LM samples are drawn once, and each step takes
+    # the mini-batch of both at the same indices
     negatives = sample_lm(lm, task, len(data), seed=derive_seed(config.seed, 1))
     val_negatives = sample_lm(lm, task, len(val_data), seed=derive_seed(config.seed, 2))
     attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
                             **(attack_options or {}))
 
     def negatives_for(tokens: torch.Tensor) -> torch.Tensor:
+        # lines 7-15: attack each P_LM sample for S steps with the current energy; X'* = the
+        # final sequences (S = 0: the P_LM samples themselves, the BCE baseline)
         return attack.attack(tokens).final.to(device) if attack.steps else tokens.to(device)
 
     def batch_loss(indices: torch.Tensor) -> torch.Tensor:
         negative = negatives_for(negatives[indices])
-        return ebm_loss(energy_model.energy(data[indices].to(device)), energy_model.energy(negative), loss, alpha)
+        # line 17: E on X_data and on X'*; ``minimise`` then takes line 18's gradient step (loss
+        # "paper" is line 18's E(x+) - E(x-) plus a regulariser, "logistic" the BCE)
+        return ebm_loss(energy_model.energy(data[indices].to(device)),
+                        energy_model.energy(negative), loss, alpha)
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
         energy_model.eval()
         negative = torch.cat([negatives_for(chunk) for chunk in val_negatives.split(1024)])
-        positive = torch.cat([energy_model.energy(chunk.to(device)) for chunk in val_data.split(1024)])
+        positive = torch.cat([energy_model.energy(chunk.to(device))
+                              for chunk in val_data.split(1024)])
         negative = torch.cat([energy_model.energy(chunk) for chunk in negative.split(1024)])
         return {"val_loss": ebm_loss(positive, negative, loss, alpha).item(),
-                "val_accuracy": 0.5 * ((positive < 0).float().mean() + (negative > 0).float().mean()).item(),
-                "val_energy_data": positive.mean().item(), "val_energy_negative": negative.mean().item()}
+                "val_accuracy": 0.5 * ((positive < 0).float().mean()
+                                       + (negative > 0).float().mean()).item(),
+                "val_energy_data": positive.mean().item(),
+                "val_energy_negative": negative.mean().item()}
 
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
                 "attack_options": attack_options or {},
@@ -256,7 +279,7 @@ TrainStep = Callable[[torch.Tensor, torch.optim.Optimizer], float]
 
 
 def minimise(batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> TrainStep:
-    """The plain training step: zero the gradients, back-propagate ``batch_loss(indices)``, step."""
+    """The plain training step: zero the gradients, backpropagate ``batch_loss(indices)``, step."""
 
     def step(indices: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
         loss = batch_loss(indices)
@@ -271,17 +294,18 @@ def minimise(batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> TrainStep:
 def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train: int,
         validate: Callable[[], dict] | None = None, n_val: int | None = None,
         settings: dict | None = None, checkpoint_dir: str | Path | None = None,
-        progress: bool = True, on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
+        progress: bool = True,
+        on_epoch_end: Callable[[dict[str, float], nn.Module], None] | None = None,
         desc: str | None = None) -> TrainResult:
-    """The one training loop (minGPT's shape): ``config`` over shuffled mini-batches of ``n_train`` items.
+    """The one training loop (minGPT's shape): ``config`` on ``n_train`` items in shuffled batches.
 
-    Each step is ``train_step(indices, optimizer)``, which updates the model and returns the batch's
-    mean objective: ``minimise(batch_loss)`` for a plain loss, or an embedding-space adversary's step
-    (``perturb.Strategy``). The loop knows nothing else of the step. After each epoch ``validate()``
-    (if given) returns metrics whose ``val_loss`` picks the kept epoch and stops training after
-    ``config.patience`` epochs without improvement; without it every epoch runs and the last is kept.
-    With ``checkpoint_dir`` every epoch is saved atomically with the config and ``settings`` (a
-    resume is refused when they differ).
+    Each step is ``train_step(indices, optimizer)``, which updates the model and returns the
+    batch's mean objective: ``minimise(batch_loss)`` for a plain loss, or an embedding-space
+    adversary's step (``perturb.Strategy``). The loop knows nothing else of the step. After each
+    epoch ``validate()`` (if given) returns metrics whose ``val_loss`` picks the kept epoch and
+    stops training after ``config.patience`` epochs without improvement; without it every epoch
+    runs and the last is kept. With ``checkpoint_dir`` every epoch is saved atomically with the
+    config and ``settings`` (a resume is refused when they differ).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -299,14 +323,15 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
 
     steps_per_epoch = -(-n_train // batch_size)
     start_epoch = len(result.history)
-    bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, disable=not progress,
-               desc=desc or f"train {type(model).__name__}", unit="step")
-    for epoch in range(start_epoch, epochs):
+    bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+               disable=not progress, desc=desc or f"train {type(model).__name__}", unit="step")
+    for epoch in range(start_epoch, epochs):  # Algorithm 1 line 3, for train_ebm
         if result.stopped_early:
             break
         started = time.perf_counter()
         torch.manual_seed(epoch_seed(seed, epoch))  # dropout masks of this epoch
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+        order = torch.randperm(n_train,
+                               generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         total = 0.0
         for step, start in enumerate(range(0, n_train, batch_size)):
             global_step = epoch * steps_per_epoch + step
@@ -317,7 +342,8 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
             model.train()
             total += train_step(indices, optimizer) * len(indices)
             bar.update(1)
-        row = {"epoch": epoch + 1, "train_loss": total / n_train, **(validate() if validate else {})}
+        row = {"epoch": epoch + 1, "train_loss": total / n_train,
+               **(validate() if validate else {})}
         _check_finite_losses(row, lr)
         result.history.append(row)
         if validate is None:  # every epoch runs, and the last is kept
@@ -326,7 +352,8 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
         elif row["val_loss"] < result.best_val_loss:
             result.best_val_loss, result.best_epoch = row["val_loss"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        result.stopped_early = validate is not None and epoch + 1 - result.best_epoch >= config.patience
+        result.stopped_early = (validate is not None
+                                and epoch + 1 - result.best_epoch >= config.patience)
         if on_epoch_end is not None:
             on_epoch_end(row, model)  # may add metrics to the row (it is the history's own entry)
         row["seconds"] = time.perf_counter() - started
@@ -344,24 +371,27 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
 
 def _resume(last_path: Path, settings: dict, model: nn.Module, optimizer: torch.optim.Optimizer
             ) -> tuple[TrainResult, dict[str, torch.Tensor]]:
-    """Restore model and optimizer from ``last_path`` if it was made with ``settings``: (result, best state).
+    """Restore model and optimizer from ``last_path`` if it was made with ``settings``;
+    returns (result, best state).
 
     The settings (data fingerprint included) are compared before any tensor is put into the model.
     """
     folder, file = last_path.parent, last_path.with_suffix(".safetensors")
     regenerate = f"delete {folder} (training starts over) or pass another checkpoint_dir"
     tensors, record = load_checkpoint(last_path, regenerate)
-    missing = [key for key in ("settings", "result", "optimizer_param_groups") if key not in record]
+    missing = [key for key in ("settings", "result", "optimizer_param_groups")
+               if key not in record]
     if missing:
-        raise CheckpointError(file, f"its record has no {missing}: it is not a training checkpoint",
+        raise CheckpointError(file,
+                              f"its record has no {missing}: it is not a training checkpoint",
                               regenerate)
     wanted = json.loads(json.dumps(settings))  # as the record stores it (tuples become lists)
     if record["settings"] != wanted:
         changed = sorted(k for k in {**wanted, **record["settings"]}
                          if record["settings"].get(k) != wanted.get(k))
-        raise ValueError(f"checkpoint in {folder} was made with different settings ({', '.join(changed)} "
-                         f"differ); saved {record['settings']}, now {settings}. Use another "
-                         "checkpoint_dir or delete it.")
+        raise ValueError(f"checkpoint in {folder} was made with different settings "
+                         f"({', '.join(changed)} differ); saved {record['settings']}, now "
+                         f"{settings}. Use another checkpoint_dir or delete it.")
     try:
         best_state = restore_training_state(tensors, record, model, optimizer)
         return TrainResult(**record["result"]), best_state
@@ -376,22 +406,24 @@ def _check_finite_losses(row: dict[str, float], lr: float) -> None:
     losses = {name: row[name] for name in names if name in row}
     if not all(math.isfinite(value) for value in losses.values()):
         raise FloatingPointError(
-            f"epoch {row['epoch']}: " + " and ".join(f"{names[name]} is {value}"
-                                                     for name, value in losses.items())
-            + f": training diverged (lr={lr}); the last finite epoch's checkpoint, if any, is kept. "
-            "Lower lr, or check the loss's settings (alpha)")
+            f"epoch {row['epoch']}: "
+            + " and ".join(f"{names[name]} is {value}" for name, value in losses.items())
+            + f": training diverged (lr={lr}); the last finite epoch's checkpoint, if any, is "
+            "kept. Lower lr, or check the loss's settings (alpha)")
 
 
-def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None, seq_len: int | None,
-                         config: TrainConfig, checkpoint_dir: str | Path | None,
-                         **tokens: torch.Tensor) -> None:
+def _check_training_args(*, model: tuple[str, nn.Module], vocab_size: int | None,
+                         seq_len: int | None, config: TrainConfig,
+                         checkpoint_dir: str | Path | None, **tokens: torch.Tensor) -> None:
     """Every input of a training run, checked before anything is built or trained."""
     check_model_fits(*model, vocab_size, seq_len)  # (its argument's name, the model)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if checkpoint_dir is not None:
         check_folder("checkpoint_dir", checkpoint_dir)
-    for name, value in tokens.items():  # the training and validation tokens, by their argument names
+    # the training and validation tokens, by their argument names
+    for name, value in tokens.items():
         check_token_ids(name, value, vocab_size, seq_len, dims=(2,))
         if len(value) == 0:
-            raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(value.shape)}")
+            raise ValueError(f"{name} must hold at least one sequence, "
+                             f"got shape {tuple(value.shape)}")
