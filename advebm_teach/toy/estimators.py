@@ -1,26 +1,30 @@
 """Estimators of the likelihood gradient of a ``ToyEBM``, each against the exact one.
 
-The gradient of the mean negative log-likelihood (eq. 3, negated) is a data term minus a model term:
+The gradient of the mean negative log-likelihood (eq. 3, negated) is a data term minus a
+model term:
 
     grad NLL = E_data[grad E(x)] - E_{p_theta}[grad E(x)].
 
-The data term is a mean over the data, computed exactly by every estimator (NCE weighs it differently).
-They differ in how they stand in for the model term, which needs samples of p_theta, i.e. Z(theta):
+The data term is a mean over the data, computed exactly by every estimator (NCE weighs it
+differently). They differ in how they stand in for the model term, which needs samples of p_theta,
+i.e. Z(theta):
 
 * ``exact``: the sum over every state (possible only on an enumerable toy);
 * ``gibbs``: negatives from Gibbs sweeps (each symbol redrawn from its exact conditional);
 * ``gibbs_with_gradients``: Metropolis-Hastings with proposals from the first-order scores (GWG);
-* ``importance_sampling``: proposal samples reweighted by exp(-E) / q (self-normalised), as Residual EBMs do;
+* ``importance_sampling``: proposal samples reweighted by exp(-E) / q (self-normalised), as
+  Residual EBMs do;
 * ``nce``: the Residual-EBM baseline's binary classification of data against proposal samples.
   **Its gradient is not the likelihood gradient**: it is the gradient of a different objective that
   happens to have the same optimum (when the model can reach it);
-* ``adversarial``: proposal samples moved by the paper's attack (section 2.2, ``attack.DiscreteAttack``). **Biased**: the
-  negatives sit at local minima of the energy, not at samples of p_theta.
+* ``adversarial``: proposal samples moved by the paper's attack (section 2.2,
+  ``attack.DiscreteAttack``). **Biased**: the negatives sit at local minima of the energy, not at
+  samples of p_theta.
 
-Every Monte-Carlo estimator starts from n samples of the proposal (P_LM's role), as the paper's attack
-does. Each returns a ``GradientEstimate``: one tensor per parameter and the *cost*, counted as energy
-evaluations of the negative phase: one per sequence per forward pass, one more per sequence for a
-backward pass (the data term costs the same for every estimator and is not counted).
+Every Monte-Carlo estimator starts from n samples of the proposal (P_LM's role), as the paper's
+attack does. Each returns a ``GradientEstimate``: one tensor per parameter and the *cost*, counted
+as energy evaluations of the negative phase: one per sequence per forward pass, one more per
+sequence for a backward pass (the data term costs the same for every estimator and is not counted).
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ Grads = list[torch.Tensor]
 
 @dataclass(frozen=True)
 class GradientEstimate:
-    """``grads``: one tensor per parameter (``parameters()`` order); ``cost``: negative-phase energy evaluations;
-    ``negatives (K, T)`` and their ``weights (K,)`` (None for the exact sum)."""
+    """``grads``: one tensor per parameter (``parameters()`` order); ``cost``: negative-phase
+    energy evaluations; ``negatives (K, T)`` and their ``weights (K,)`` (None for the exact
+    sum)."""
 
     grads: Grads
     cost: int
@@ -76,10 +81,11 @@ def _check_problem(model: ToyEBM, data: torch.Tensor, proposal: BigramLM | None 
 # ---------------------------------------------------------------------------- negative samplers
 def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | torch.Generator
                  ) -> tuple[torch.Tensor, int]:
-    """Run ``sweeps`` systematic Gibbs sweeps from each row of ``init``; return the states and the cost.
+    """Run ``sweeps`` systematic Gibbs sweeps from each row of ``init``; returns (states, cost).
 
-    At position i, x_i is redrawn from p_theta(x_i = v | x_-i) = softmax_v(-E(x with v at i)): V energy
-    evaluations per position per chain. p_theta is invariant, so the chains approach it as sweeps grow.
+    At position i, x_i is redrawn from p_theta(x_i = v | x_-i) = softmax_v(-E(x with v at i)): V
+    energy evaluations per position per chain. p_theta is invariant, so the chains approach it as
+    sweeps grow.
     """
     x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
     check_int("sweeps", sweeps, 0)
@@ -88,27 +94,32 @@ def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | tor
     with torch.no_grad():
         for _ in range(sweeps):
             for i in range(model.length):
+                # each chain with every symbol v at i: (n * V, T)
                 candidates = x.repeat_interleave(V, dim=0)
                 candidates[:, i] = torch.arange(V).repeat(n)
-                logits = -model.energy(candidates).view(n, V)
-                x[:, i] = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)
+                logits = -model.energy(candidates).view(n, V)  # -E(x with v at i): (n, V)
+                x[:, i] = torch.multinomial(torch.softmax(logits, dim=1), 1,
+                                            generator=generator).squeeze(1)
     return x, sweeps * model.length * V * n
 
 
-def _energy_and_scores(model: ToyEBM, x: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) ``(B,)`` and the first-order scores ``(B, T, V)`` (predicted energy decrease of writing v at i),
-    from one forward and one backward pass through the course's saliency primitives."""
+def _energy_and_scores(model: ToyEBM, x: torch.Tensor,
+                       table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) ``(B,)`` and the first-order scores ``(B, T, V)`` (predicted energy decrease of
+    writing v at i), from one forward and one backward pass through the course's saliency
+    primitives."""
     grads = energy_and_gradient(model, x)
     return grads.energy, first_order_from_gradients(grads, table, x)
 
 
 def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.Generator
               ) -> tuple[torch.Tensor, int, float]:
-    """Gibbs-with-Gradients (Grathwohl et al., 2021) from each row of ``init``: states, cost, acceptance rate.
+    """Gibbs-with-Gradients (Grathwohl et al., 2021) from each row of ``init``.
 
-    Propose one substitution (i, v), v != x_i, with probability softmax(S(x)[i, v] / 2), where S is the
-    first-order score (what ``saliency.first_order_scores`` returns, here taken from the same forward and
-    backward pass that gives E(x)); accept with the Metropolis-Hastings probability
+    Returns the states, the cost and the acceptance rate. Propose one substitution (i, v),
+    v != x_i, with probability softmax(S(x)[i, v] / 2), where S is the first-order score (what
+    ``saliency.first_order_scores`` returns, here taken from the same forward and backward pass
+    that gives E(x)); accept with the Metropolis-Hastings probability
     min(1, exp(E(x) - E(x')) q(x | x') / q(x' | x)), so p_theta stays invariant however rough S is.
     One forward and one backward pass per chain per step.
     """
@@ -127,12 +138,14 @@ def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.G
 
     for _ in range(steps):
         forward = proposal_log_probs(x, scores)
-        move = torch.multinomial(forward.exp(), 1, generator=generator).squeeze(1)
-        position, symbol = move // V, move % V
+        move = torch.multinomial(forward.exp(), 1, generator=generator).squeeze(1)  # (n,)
+        position, symbol = move // V, move % V  # the flat index i * V + v
         proposed = x.clone()
         proposed[rows, position] = symbol
         new_energy, new_scores = _energy_and_scores(model, proposed, table)
+        # log q(x | x'): the reverse move writes x_i back at i
         backward = proposal_log_probs(proposed, new_scores)[rows, position * V + x[rows, position]]
+        # log of exp(E(x) - E(x')) q(x | x') / q(x' | x)
         log_accept = energy - new_energy + backward - forward[rows, move]
         accept = torch.rand(n, generator=generator, dtype=log_accept.dtype).log() < log_accept
         x = torch.where(accept[:, None], proposed, x)
@@ -144,16 +157,18 @@ def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.G
 
 # ---------------------------------------------------------------------------- gradient estimators
 def exact(model: ToyEBM, data: torch.Tensor) -> GradientEstimate:
-    """``model.exact_grad(data)``: the model term summed over all V^T states (one forward and backward each)."""
+    """``model.exact_grad(data)``: the model term summed over all V^T states (one forward and
+    backward each)."""
     _check_problem(model, data)
     return GradientEstimate(model.exact_grad(data), 2 * len(model.states()))
 
 
 def gibbs(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
           sweeps: int = 5) -> GradientEstimate:
-    """Model term from n Gibbs chains started at proposal samples (``gibbs_sweeps``), equal weights.
+    """Model term from n Gibbs chains from proposal samples (``gibbs_sweeps``), equal weights.
 
-    Unbiased in the limit of many sweeps; with few, the chains remember where they started (short-run MCMC).
+    Unbiased in the limit of many sweeps; with few, the chains remember where they started
+    (short-run MCMC).
     """
     _check_problem(model, data, proposal)
     generator = as_generator(seed)
@@ -170,21 +185,28 @@ def gibbs_with_gradients(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, 
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
 
 
-def importance_sampling(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int) -> GradientEstimate:
-    """Self-normalised importance sampling: x_k ~ q, w_k proportional to exp(-E(x_k)) / q(x_k), sum w_k = 1.
+def importance_sampling(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int,
+                        seed: int) -> GradientEstimate:
+    """Self-normalised importance sampling: x_k ~ q, w_k proportional to exp(-E(x_k)) / q(x_k),
+    sum w_k = 1.
 
-    Consistent (the bias vanishes as n grows) when q > 0 wherever p_theta is; in practice it can only
-    reweight what q writes, so a mode that q almost never visits is missed at any affordable n.
+    Consistent (the bias vanishes as n grows) when q > 0 wherever p_theta is; in practice it can
+    only reweight what q writes, so a mode that q almost never visits is missed at any
+    affordable n.
     """
     _check_problem(model, data, proposal)
     negatives = proposal.sample(n, seed)
     with torch.no_grad():
+        # w_k: a softmax of log(exp(-E(x_k)) / q(x_k)) over the n samples, (n,)
         weights = torch.softmax(-model.energy(negatives) - proposal.log_prob(negatives), dim=0)
-    return GradientEstimate(model.contrast_grad(data, negatives, weights), 3 * n, negatives, weights)
+    return GradientEstimate(model.contrast_grad(data, negatives, weights), 3 * n, negatives,
+                            weights)
 
 
-def nce_loss(model: ToyEBM, data: torch.Tensor, noise: torch.Tensor, proposal: BigramLM) -> torch.Tensor:
-    """The Residual-EBM baseline's loss: binary cross-entropy of data (label 1) against proposal samples (label 0).
+def nce_loss(model: ToyEBM, data: torch.Tensor, noise: torch.Tensor,
+             proposal: BigramLM) -> torch.Tensor:
+    """The Residual-EBM baseline's loss: binary cross-entropy of data (label 1) against proposal
+    samples (label 0).
 
     The classifier's logit is s(x) = -E(x) - log q(x), i.e. -E_res(x) for the residual energy
     E_res = E + log q of p(x) proportional to q(x) exp(-E_res(x)) (Deng et al., 2019). Loss:
@@ -197,11 +219,13 @@ def nce_loss(model: ToyEBM, data: torch.Tensor, noise: torch.Tensor, proposal: B
     return F.softplus(-logit_data).mean() + F.softplus(logit_noise).mean()
 
 
-def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int) -> GradientEstimate:
-    """grad of ``nce_loss`` with n noise samples: E_data[(1 - sigma(s)) grad E] - E_q[sigma(s) grad E].
+def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int,
+        seed: int) -> GradientEstimate:
+    """grad of ``nce_loss`` with n noise samples:
+    E_data[(1 - sigma(s)) grad E] - E_q[sigma(s) grad E].
 
-    **Not the likelihood gradient**: it weighs data and noise by how well the classifier already separates
-    them, and a state that neither the data nor q produce gets no gradient at all.
+    **Not the likelihood gradient**: it weighs data and noise by how well the classifier already
+    separates them, and a state that neither the data nor q produce gets no gradient at all.
     """
     _check_problem(model, data, proposal)
     noise = proposal.sample(n, seed)
@@ -212,27 +236,29 @@ def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int
 
 def adversarial(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
                 steps: int = 5) -> GradientEstimate:
-    """Model term from n proposal samples moved by the paper's attack (Algorithm 1, lines 5-17), equal
-    weights: ``attack.DiscreteAttack`` on the toy's sequences, with the tabu rule of notebook 04 so that
-    the search moves on instead of stalling. Its cost: per sequence and step, a forward and a backward
-    for the saliency (the forward also gives the current energy), and one forward per other symbol
-    evaluated (none when every position is tabu).
+    """Model term from n proposal samples moved by the paper's attack (Algorithm 1, lines 5-17),
+    equal weights: ``attack.DiscreteAttack`` on the toy's sequences, with the tabu rule of
+    notebook 04 so that the search moves on instead of stalling. Its cost: per sequence and step,
+    a forward and a backward for the saliency (the forward also gives the current energy), and one
+    forward per other symbol evaluated (none when every position is tabu).
 
     **Biased**: the attack carries every sample to a nearby low-energy state, so the negatives
-    over-represent the modes (spurious ones included, which is the point) and do not follow p_theta.
+    over-represent the modes (spurious ones included, which is the point) and do not follow
+    p_theta.
     """
     _check_problem(model, data, proposal)
     check_int("steps", steps, 0)
     negatives, cost = proposal.sample(n, seed), 0
     if steps:
         trace = DiscreteAttack(model, model.sequences, steps, tabu=True).attack(negatives)
-        # the candidates evaluated: every finite candidate energy but the current token's, carried over
+        # the candidates evaluated: every finite candidate energy but the current token's, which
+        # is carried over
         evaluated = int(trace.candidate_energy.isfinite().sum() - (trace.position >= 0).sum())
         negatives, cost = trace.final, 2 * n * steps + evaluated
     return GradientEstimate(model.contrast_grad(data, negatives), cost + 2 * n, negatives)
 
 
-# ---------------------------------------------------------------------------- measuring and training
+# -------------------------------------------------------------------------- measuring and training
 def flat(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """All parameters' gradients as one vector."""
     return torch.cat([g.reshape(-1) for g in grads])
@@ -252,12 +278,14 @@ def relative_error(estimate: Sequence[torch.Tensor], reference: Sequence[torch.T
 Estimator = Callable[[ToyEBM, torch.Tensor, int, int], GradientEstimate]  # (model, data, n, seed)
 
 
-def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimator], sample_counts: Sequence[int],
-                repeats: int, seed: int = 0) -> list[dict[str, float]]:
-    """Bias and variance of each estimator against ``model.exact_grad(data)``, at each sample count n.
+def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimator],
+                sample_counts: Sequence[int], repeats: int,
+                seed: int = 0) -> list[dict[str, float]]:
+    """Bias and variance of each estimator against ``model.exact_grad(data)``, per sample count n.
 
-    Per (name, n), over ``repeats`` seeds: mean ``cosine``, root-mean-square ``relative_error``, ``bias``
-    = ||mean estimate - exact|| / ||exact|| and ``spread`` = RMS ||estimate - mean estimate|| / ||exact||
+    Per (name, n), over ``repeats`` seeds: mean ``cosine``, root-mean-square ``relative_error``,
+    ``bias`` = ||mean estimate - exact|| / ||exact|| and
+    ``spread`` = RMS ||estimate - mean estimate|| / ||exact||
     (so relative_error^2 = bias^2 + spread^2), and the mean ``cost``.
     """
     _check_problem(model, data)
@@ -272,13 +300,14 @@ def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimat
     for name, estimator in estimators.items():
         for n in sample_counts:
             estimates = [estimator(model, data, n, seed + 1000 * r) for r in range(repeats)]
-            vectors = torch.stack([flat(e.grads).detach() for e in estimates])
+            vectors = torch.stack([flat(e.grads).detach() for e in estimates])  # (repeats, P)
             mean = vectors.mean(dim=0)
             scale = reference.norm()
             rows.append({
                 "estimator": name, "n": n,
                 "cosine": float(F.cosine_similarity(vectors, reference[None], dim=1).mean()),
-                "relative_error": float(((vectors - reference).norm(dim=1) ** 2).mean().sqrt() / scale),
+                "relative_error": float(
+                    ((vectors - reference).norm(dim=1) ** 2).mean().sqrt() / scale),
                 "bias": float((mean - reference).norm() / scale),
                 "spread": float(((vectors - mean).norm(dim=1) ** 2).mean().sqrt() / scale),
                 "cost": sum(e.cost for e in estimates) / repeats,
@@ -289,11 +318,13 @@ def error_table(model: ToyEBM, data: torch.Tensor, estimators: dict[str, Estimat
 def train(model: ToyEBM, data: torch.Tensor, estimator: Estimator, n: int, steps: int, lr: float,
           target: torch.Tensor, watch: torch.Tensor | None = None,
           seed: int = 0) -> tuple[ToyEBM, list[dict[str, float]]]:
-    """Adam on a copy of ``model``, ``steps`` steps, with ``estimator(model, data, n, seed + step)`` as the gradient.
+    """Adam on a copy of ``model`` for ``steps`` steps; the gradient is
+    ``estimator(model, data, n, seed + step)``.
 
-    Returns the trained copy and one row per step (step 0 is before any update): ``log_likelihood`` (mean
-    log p_theta of ``data``), ``kl`` = KL(target || p_theta) for the distribution ``target`` over all states,
-    ``mass`` = p_theta(``watch``) (the total over the rows of ``watch``, when given) and the cumulative ``cost``.
+    Returns the trained copy and one row per step (step 0 is before any update): ``log_likelihood``
+    (mean log p_theta of ``data``), ``kl`` = KL(target || p_theta) for the distribution ``target``
+    over all states, ``mass`` = p_theta(``watch``) (the total over the rows of ``watch``, when
+    given) and the cumulative ``cost``.
     """
     _check_problem(model, data)
     check_callable("estimator", estimator, "an estimator f(model, data, n, seed)")
@@ -302,8 +333,8 @@ def train(model: ToyEBM, data: torch.Tensor, estimator: Estimator, n: int, steps
     check_seed("seed", seed)
     check_tensor("target", target, floating=True)
     model = copy.deepcopy(model)
-    watched = None if watch is None else state_index(check_states(watch, model.n_symbols, model.length, "watch"),
-                                                      model.n_symbols)
+    watched = None if watch is None else state_index(
+        check_states(watch, model.n_symbols, model.length, "watch"), model.n_symbols)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history, cost = [], 0
     for step in range(steps + 1):
