@@ -1,4 +1,4 @@
-"""What the course's setup cell calls: the same in every notebook, on Colab, Binder and a laptop."""
+"""What the course's setup cell calls: the same in every notebook, on Colab, Binder or a laptop."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def on_colab() -> bool:
 def setup_notebook() -> str:
     """Enable Colab's widget manager (on Colab), pick a plotly renderer, and return a status line.
 
-    Off Colab the renderer is ``plotly_mimetype``: JupyterLab draws it from its installed extension,
-    nothing is fetched from a CDN, and the saved notebook carries no copy of plotly.js.
+    Off Colab the renderer is ``plotly_mimetype``: JupyterLab draws it from its installed
+    extension, nothing is fetched from a CDN, and the saved notebook carries no copy of plotly.js.
     """
     if on_colab():
         from google.colab import output  # type: ignore[import-not-found]

@@ -1,5 +1,5 @@
-"""Notebook widgets: step through a discrete attack (``AttackStepper``); explore embedding-space adversaries
-(``PerturbationExplorer``).
+"""Notebook widgets: step through a discrete attack (``AttackStepper``); explore embedding-space
+adversaries (``PerturbationExplorer``).
 
 The figures come from the pure builders in ``plots.py``; a widget only decides *which* numbers of a
 trace to show and moves the displayed figures to them.
@@ -21,24 +21,26 @@ from .notebook import on_colab
 from ..task import AdditionTask, check_task
 from ..trace import AttackTrace
 
-#: The plots of an ``AttackStepper``, in the order they appear (top to bottom, left to right), and their widths
-#: in pixels (fixed: a FigureWidget does not shrink to a narrow box, it overflows it).
+#: The plots of an ``AttackStepper``, in the order they appear (top to bottom, left to right), and
+#: their widths in pixels (fixed: a FigureWidget does not shrink to a narrow box, it overflows it).
 PLOT_NAMES = ("saliency", "candidates", "energy", "correctness")
 PLOT_WIDTHS = {"saliency": 920, "candidates": 460, "energy": 460, "correctness": 920}
 
 
 class AttackStepper:
-    """Step through an ``AttackTrace``: saliency, candidate energies, energy and correctness, step by step.
+    """Step through an ``AttackTrace``: saliency, candidate energies, energy and correctness.
 
-    The slider (and its Play button) runs over ``step = 0 .. S``. Step ``s`` shows the state *before*
-    step ``s + 1``: the tokens ``trace.tokens[s]`` and their energy ``trace.energy[s]``, with the choice
-    that step ``s + 1`` makes from them, i.e. the saliency ``trace.saliency[s]``, the chosen position
-    ``trace.position[s]`` and the candidate energies ``trace.candidate_energy[s]`` (the chosen token is
-    the one in ``trace.tokens[s + 1]``). Step ``S`` shows the final sequences, with no choice left to make.
+    The slider (and its Play button) runs over ``step = 0 .. S``. Step ``s`` shows the state
+    *before* step ``s + 1``: the tokens ``trace.tokens[s]`` and their energy ``trace.energy[s]``,
+    with the choice that step ``s + 1`` makes from them, i.e. the saliency ``trace.saliency[s]``,
+    the chosen position ``trace.position[s]`` and the candidate energies
+    ``trace.candidate_energy[s]`` (the chosen token is the one in ``trace.tokens[s + 1]``). Step
+    ``S`` shows the final sequences, with no choice left to make.
 
-    ``figure_widget=True`` (the default, except on Colab) shows plotly ``FigureWidget``s and updates them
-    in place; ``False`` redraws plain figures into ``ipywidgets.Output``s (Colab does not render
-    FigureWidgets). Display the stepper as the last expression of a cell, or display ``.widget``.
+    ``figure_widget=True`` (the default, except on Colab) shows plotly ``FigureWidget``s and
+    updates them in place; ``False`` redraws plain figures into ``ipywidgets.Output``s (Colab does
+    not render FigureWidgets). Display the stepper as the last expression of a cell, or display
+    ``.widget``.
     """
 
     def __init__(self, trace: AttackTrace, task: AdditionTask, sequence: int = 0,
@@ -52,11 +54,14 @@ class AttackStepper:
         self._answer_labels = [self._labels[i] for i in task.c_positions]
 
         steps, batch = self.trace.steps, self.trace.tokens.shape[1]
-        self.play = widgets.Play(value=0, min=0, max=steps, step=1, interval=800, description="play")
-        self.step_slider = widgets.IntSlider(value=0, min=0, max=steps, description="step", continuous_update=True)
+        self.play = widgets.Play(value=0, min=0, max=steps, step=1, interval=800,
+                                 description="play")
+        self.step_slider = widgets.IntSlider(value=0, min=0, max=steps, description="step",
+                                             continuous_update=True)
         widgets.jslink((self.play, "value"), (self.step_slider, "value"))
         self.sequence_picker = widgets.Dropdown(
-            options=[(f"{b}: {text}", b) for b, text in enumerate(task.decode(self.trace.tokens[0], strip=True))],
+            options=[(f"{b}: {text}", b)
+                     for b, text in enumerate(task.decode(self.trace.tokens[0], strip=True))],
             value=self._sequence, description="sequence",
             layout=widgets.Layout(width="auto", display=None if batch > 1 else "none"),
         )
@@ -81,9 +86,11 @@ class AttackStepper:
         self.widget.add_class("advebm-attack-stepper")
 
     @classmethod
-    def from_attack(cls, energy_model: torch.nn.Module, task: AdditionTask, tokens: torch.Tensor, steps: int = 10,
-                    *, sequence: int = 0, figure_widget: bool | None = None, **attack_options: Any) -> AttackStepper:
-        """Run ``DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)`` and step through it."""
+    def from_attack(cls, energy_model: torch.nn.Module, task: AdditionTask, tokens: torch.Tensor,
+                    steps: int = 10, *, sequence: int = 0, figure_widget: bool | None = None,
+                    **attack_options: Any) -> AttackStepper:
+        """Run ``DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)`` and
+        step through it."""
         from ..attack import DiscreteAttack
 
         trace = DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)
@@ -92,7 +99,7 @@ class AttackStepper:
     # ------------------------------------------------------------------ public state
     @property
     def figure_widget(self) -> bool:
-        """Whether the plots are ``FigureWidget``s updated in place (else plain figures redrawn in Outputs)."""
+        """Whether the plots are ``FigureWidget``s updated in place (else redrawn in Outputs)."""
         return self._figure_widget
 
     @property
@@ -105,29 +112,35 @@ class AttackStepper:
 
     @property
     def figures(self) -> Mapping[str, go.Figure]:
-        """The figures now shown, by name (``PLOT_NAMES``): ``FigureWidget``s (the same objects at every
-        step) when ``figure_widget``, else the plain figures last drawn. Read-only."""
+        """The figures now shown, by name (``PLOT_NAMES``): ``FigureWidget``s (the same objects at
+        every step) when ``figure_widget``, else the plain figures last drawn. Read-only."""
         return self._panel.figures
 
     @property
     def views(self) -> Mapping[str, widgets.Widget]:
-        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``. Read-only."""
+        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``.
+
+        Read-only.
+        """
         return self._panel.views
 
     def show_step(self, step: int) -> None:
         """Show step ``step`` (0 .. S, see the class docstring); moves the slider too."""
         step = check_int("step", step, 0, self.trace.steps)
-        self.play.value = step  # in a browser, jslink keeps play and slider together; here we set both
-        self.step_slider.value = step  # -> _on_step -> _update (when it changes; else it is shown already)
+        # in a browser, jslink keeps play and slider together; here we set both
+        self.play.value = step
+        # -> _on_step -> _update (when it changes; else it is shown already)
+        self.step_slider.value = step
 
     def show_sequence(self, sequence: int) -> None:
         """Show sequence ``sequence`` of the batch (0 .. B-1), at the current step."""
-        self.sequence_picker.value = self._check_sequence(sequence)  # -> _on_sequence -> _update (when it changes)
+        # -> _on_sequence -> _update (when it changes)
+        self.sequence_picker.value = self._check_sequence(sequence)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         return self.widget._repr_mimebundle_(**kwargs)
 
-    # ------------------------------------------------------------------ what step s of sequence b shows
+    # ------------------------------------------------------------- what step s of sequence b shows
     def _build_figures(self) -> dict[str, go.Figure]:
         trace, task, s, b = self.trace, self.task, self._step, self._sequence
         tokens = trace.tokens[s, b]
@@ -137,18 +150,21 @@ class AttackStepper:
             where, saliency, candidates = "final sequence: no step left", None, None
             chosen = current = None
         elif position < 0:
-            where, saliency, candidates = f"step {s + 1}: no editable position left", trace.saliency[s, b].tolist(), None
+            where, saliency, candidates = (f"step {s + 1}: no editable position left",
+                                           trace.saliency[s, b].tolist(), None)
             chosen = current = None
         else:
             where = f"step {s + 1} edits {self._labels[position]}"
-            saliency, candidates = trace.saliency[s, b].tolist(), trace.candidate_energy[s, b].tolist()
+            saliency, candidates = (trace.saliency[s, b].tolist(),
+                                    trace.candidate_energy[s, b].tolist())
             current, chosen = int(tokens[position]), int(trace.tokens[s + 1, b, position])
         correct = task.digit_correct(tokens)[0].tolist()
         figures = {
             "saliency": plots.saliency_heatmap(self._labels, symbols, saliency,
                                                chosen=None if position < 0 else position,
                                                title=f"Saliency per position · {where}"),
-            "candidates": plots.candidate_bars(task.vocab, candidates, chosen=chosen, current=current,
+            "candidates": plots.candidate_bars(task.vocab, candidates, chosen=chosen,
+                                               current=current,
                                                title=f"Candidate energies · {where}"),
             "energy": plots.energy_line(trace.energy[:, b].tolist(), step=s),
             "correctness": plots.correctness_strip(self._answer_labels, correct),
@@ -180,7 +196,7 @@ class AttackStepper:
         self.status.value = (f"<code>{text}</code> · step {s}/{trace.steps} · energy {energy} · "
                              f"correctness {correctness} · {next_move}")
 
-    # ------------------------------------------------------------------ callbacks (no print(): it breaks nbval)
+    # ----------------------------------------------------- callbacks (no print(): it breaks nbval)
     def _on_step(self, change: dict) -> None:
         self._step = int(change["new"])
         self._update()
@@ -194,13 +210,15 @@ class AttackStepper:
 
 
 class FigurePanel:
-    """A widget's plots by name: ``FigureWidget``s moved in place to each fresh figure, or (``figure_widget=False``,
-    for Colab, which does not render FigureWidgets) plain figures redrawn into ``ipywidgets.Output``s."""
+    """A widget's plots by name: ``FigureWidget``s moved in place to each fresh figure, or
+    (``figure_widget=False``, for Colab, which does not render FigureWidgets) plain figures redrawn
+    into ``ipywidgets.Output``s."""
 
     def __init__(self, fresh: Mapping[str, go.Figure], figure_widget: bool) -> None:
         self.figure_widget = figure_widget
         if figure_widget:
-            self._figures: dict[str, go.Figure] = {name: go.FigureWidget(fig) for name, fig in fresh.items()}
+            self._figures: dict[str, go.Figure] = {name: go.FigureWidget(fig)
+                                                   for name, fig in fresh.items()}
             self._views: dict[str, widgets.Widget] = dict(self._figures)
         else:
             self._views = {name: widgets.Output() for name in fresh}
@@ -224,11 +242,13 @@ class FigurePanel:
             return
         self._figures = dict(fresh)
         for name, fig in fresh.items():
-            # The figure's own rich repr, as the current plotly renderer makes it ("colab" on Colab);
-            # plotly's JSON mimetype when no renderer is set (plain Python, tests).
-            data = fig._repr_mimebundle_() or {"application/vnd.plotly.v1+json": fig.to_plotly_json()}
+            # The figure's own rich repr, as the current plotly renderer makes it ("colab" on
+            # Colab); plotly's JSON mimetype when no renderer is set (plain Python, tests).
+            data = (fig._repr_mimebundle_()
+                    or {"application/vnd.plotly.v1+json": fig.to_plotly_json()})
             data.setdefault("text/plain", f"<plotly figure: {name}>")
-            self._views[name].outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+            self._views[name].outputs = (
+                {"output_type": "display_data", "data": data, "metadata": {}},)
 
 
 def _figure_widget(value: bool | None) -> bool:
@@ -240,8 +260,9 @@ def _move_figure(shown: go.FigureWidget, fresh: go.Figure) -> None:
     """Make the displayed ``shown`` look like ``fresh`` by setting properties, in one batch.
 
     The builders return the same traces for every state, so copying each trace's properties and the
-    layout (less its template, which never changes) is enough; a property that ``fresh`` lacks (such as
-    ``layout.shapes`` once nothing is outlined) is removed. plotly sends the browser only what changed.
+    layout (less its template, which never changes) is enough; a property that ``fresh`` lacks
+    (such as ``layout.shapes`` once nothing is outlined) is removed. plotly sends the browser only
+    what changed.
     """
     with shown.batch_update():
         for old, new in zip(shown.data, fresh.data):
@@ -274,32 +295,38 @@ def _check_trace(trace: AttackTrace, task: AdditionTask) -> AttackTrace:
         expected = (*got[:2], task.vocab_size)
         raise ValueError(f"trace.candidate_energy has shape {got}, expected {expected} "
                          f"for V={task.vocab_size} (the task's vocabulary)")
-    if trace.tokens.numel() and (int(trace.tokens.min()) < 0 or int(trace.tokens.max()) >= task.vocab_size):
-        raise ValueError(f"trace.tokens holds ids outside the task's vocabulary [0, {task.vocab_size})")
-    if trace.position.numel() and (int(trace.position.min()) < -1 or int(trace.position.max()) >= length):
+    if trace.tokens.numel() and (int(trace.tokens.min()) < 0
+                                 or int(trace.tokens.max()) >= task.vocab_size):
+        raise ValueError(f"trace.tokens holds ids outside the task's vocabulary "
+                         f"[0, {task.vocab_size})")
+    if trace.position.numel() and (int(trace.position.min()) < -1
+                                   or int(trace.position.max()) >= length):
         raise ValueError(f"trace.position must lie in [-1, {length - 1}]")
     fields = ("tokens", "energy", "position", "saliency", "candidate_energy")
     if all(getattr(trace, name).device.type == "cpu" for name in fields):
         return trace
-    return AttackTrace(*(getattr(trace, name).detach().cpu() for name in fields))  # the task's tensors live on the CPU
+    # the task's tensors live on the CPU
+    return AttackTrace(*(getattr(trace, name).detach().cpu() for name in fields))
 
 
 class PerturbationExplorer:
     """FGSM, FGM and PGD on one batch, with sliders for eps and PGD's steps (notebook 02).
 
-    The loss plot shows the batch loss L(e + s delta) as s goes from 0 to 1 along each adversary's perturbation:
-    FGM and PGD in the L2 ball of radius eps per sequence (PGD with steps of 2.5 eps / steps, Madry et al.'s
-    rule), FGSM in the L-inf cube whose corners lie at L2 distance eps. The heatmap shows ||delta_{b,t}|| per token
-    of the method picked. Everything is computed from ``objective`` (``perturb.Objective``), in the model's
-    current train/eval mode. ``figure_widget`` as in ``AttackStepper``.
+    The loss plot shows the batch loss L(e + s delta) as s goes from 0 to 1 along each adversary's
+    perturbation: FGM and PGD in the L2 ball of radius eps per sequence (PGD with steps of
+    2.5 eps / steps, Madry et al.'s rule), FGSM in the L-inf cube whose corners lie at L2 distance
+    eps. The heatmap shows ||delta_{b,t}|| per token of the method picked. Everything is computed
+    from ``objective`` (``perturb.Objective``), in the model's current train/eval mode.
+    ``figure_widget`` as in ``AttackStepper``.
     """
 
     METHODS = ("FGSM", "FGM", "PGD")
     PLOT_WIDTHS = {"loss": 620, "norms": 920}
     FRACTIONS = tuple(i / 10 for i in range(11))
 
-    def __init__(self, objective: Any, labels: list[str], symbols: list[list[str]], epsilon: float = 0.05,
-                 steps: int = 5, method: str = "PGD", max_epsilon: float = 0.2, max_steps: int = 20,
+    def __init__(self, objective: Any, labels: list[str], symbols: list[list[str]],
+                 epsilon: float = 0.05, steps: int = 5, method: str = "PGD",
+                 max_epsilon: float = 0.2, max_steps: int = 20,
                  figure_widget: bool | None = None) -> None:
         if not all(callable(getattr(objective, name, None)) for name in ("embed", "loss_fn")):
             raise TypeError(f"objective must be a perturb.Objective, "
@@ -312,14 +339,18 @@ class PerturbationExplorer:
         self.objective = objective
         self._embeds = objective.embed().detach()
         self.labels, self.symbols = list(labels), [list(row) for row in symbols]
-        if len(self.symbols) != self._embeds.shape[0] or any(len(row) != self._embeds.shape[1] for row in self.symbols):
-            raise ValueError(f"symbols must be {self._embeds.shape[0]} rows of {self._embeds.shape[1]} tokens "
-                             "(one per embedded position)")
-        self.epsilon_slider = widgets.FloatSlider(value=epsilon, min=max_epsilon / 40, max=max_epsilon,
-                                                  step=max_epsilon / 40, description="eps", continuous_update=False)
-        self.steps_slider = widgets.IntSlider(value=int(steps), min=1, max=max_steps, description="PGD steps",
-                                              continuous_update=False)
-        self.method_picker = widgets.ToggleButtons(options=self.METHODS, value=method, description="heatmap")
+        # (B, T, D): one row of symbols per sequence, one symbol per position
+        if len(self.symbols) != self._embeds.shape[0] or any(len(row) != self._embeds.shape[1]
+                                                             for row in self.symbols):
+            raise ValueError(f"symbols must be {self._embeds.shape[0]} rows of "
+                             f"{self._embeds.shape[1]} tokens (one per embedded position)")
+        self.epsilon_slider = widgets.FloatSlider(value=epsilon, min=max_epsilon / 40,
+                                                  max=max_epsilon, step=max_epsilon / 40,
+                                                  description="eps", continuous_update=False)
+        self.steps_slider = widgets.IntSlider(value=int(steps), min=1, max=max_steps,
+                                              description="PGD steps", continuous_update=False)
+        self.method_picker = widgets.ToggleButtons(options=self.METHODS, value=method,
+                                                   description="heatmap")
         self.status = widgets.HTML()
         self._compute()
         self._update_status()
@@ -327,14 +358,16 @@ class PerturbationExplorer:
         views = self._panel.views
         for control in (self.epsilon_slider, self.steps_slider, self.method_picker):
             control.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.epsilon_slider, self.steps_slider]), self.method_picker,
-                                    self.status, views["loss"], views["norms"]])
+        self.widget = widgets.VBox([widgets.HBox([self.epsilon_slider, self.steps_slider]),
+                                    self.method_picker, self.status, views["loss"],
+                                    views["norms"]])
         self.widget.add_class("advebm-perturbation-explorer")
 
     @classmethod
     def for_classifier(cls, energy_model: torch.nn.Module, task: AdditionTask, data: torch.Tensor,
                        negatives: torch.Tensor, **kwargs: Any) -> PerturbationExplorer:
-        """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many ``negatives``."""
+        """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many
+        ``negatives``."""
         check_task(task).check_model("energy_model", energy_model)
         check_token_ids("data", data, task.vocab_size, task.seq_len, dims=(2,))
         check_token_ids("negatives", negatives, task.vocab_size, task.seq_len, dims=(2,))
@@ -342,7 +375,8 @@ class PerturbationExplorer:
 
         tokens = torch.cat([data, negatives])
         symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
-        return cls(classifier_objective(energy_model, data, negatives), task.position_labels(), symbols, **kwargs)
+        return cls(classifier_objective(energy_model, data, negatives), task.position_labels(),
+                   symbols, **kwargs)
 
     @property
     def figures(self) -> Mapping[str, go.Figure]:
@@ -351,7 +385,10 @@ class PerturbationExplorer:
 
     @property
     def views(self) -> Mapping[str, widgets.Widget]:
-        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``. Read-only."""
+        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``.
+
+        Read-only.
+        """
         return self._panel.views
 
     def perturbations(self) -> dict[str, torch.Tensor]:
@@ -362,7 +399,8 @@ class PerturbationExplorer:
         """L(e + s delta) for s in ``FRACTIONS``, per method."""
         return {name: list(curve) for name, curve in self._curves.items()}
 
-    def set(self, epsilon: float | None = None, steps: int | None = None, method: str | None = None) -> None:
+    def set(self, epsilon: float | None = None, steps: int | None = None,
+            method: str | None = None) -> None:
         """Move the controls (and so the plots), as a student dragging them would."""
         if epsilon is not None:
             bounds = self.epsilon_slider.min, self.epsilon_slider.max
@@ -378,9 +416,12 @@ class PerturbationExplorer:
     def _compute(self) -> None:
         from ..perturb import fgm, fgsm, pgd
 
-        eps, steps, embeds = float(self.epsilon_slider.value), int(self.steps_slider.value), self._embeds
+        eps, steps, embeds = (float(self.epsilon_slider.value), int(self.steps_slider.value),
+                              self._embeds)
         loss_fn = self.objective.loss_fn
-        self._deltas = {"FGSM": fgsm(loss_fn, embeds, eps / embeds[0].numel() ** 0.5), "FGM": fgm(loss_fn, embeds, eps),
+        # FGSM: the L-inf cube whose corners lie at L2 distance eps, eps / sqrt(T * D) per entry
+        self._deltas = {"FGSM": fgsm(loss_fn, embeds, eps / embeds[0].numel() ** 0.5),
+                        "FGM": fgm(loss_fn, embeds, eps),
                         "PGD": pgd(loss_fn, embeds, eps, alpha=2.5 * eps / steps, steps=steps)}
         with torch.no_grad():
             self._curves = {name: [float(loss_fn(embeds + s * delta)) for s in self.FRACTIONS]
@@ -390,7 +431,8 @@ class PerturbationExplorer:
         method, eps = self.method_picker.value, round(float(self.epsilon_slider.value), 4)
         norms = self._deltas[method].norm(dim=-1).tolist()
         figures = {
-            "loss": plots.curves_against(self.FRACTIONS, self._curves, title=f"Loss along each perturbation (eps {eps})",
+            "loss": plots.curves_against(self.FRACTIONS, self._curves,
+                                         title=f"Loss along each perturbation (eps {eps})",
                                          xaxis="fraction s of delta", yaxis="loss L(e + s delta)"),
             "norms": plots.perturbation_grid(self.labels, self.symbols, norms,
                                              title=f"{method}: ||delta|| per token (eps {eps})"),
@@ -401,7 +443,8 @@ class PerturbationExplorer:
 
     def _update_status(self) -> None:
         ends = " · ".join(f"{name} {curve[-1]:.4f}" for name, curve in self._curves.items())
-        self.status.value = (f"eps {round(float(self.epsilon_slider.value), 4)} · PGD {self.steps_slider.value} steps · "
+        self.status.value = (f"eps {round(float(self.epsilon_slider.value), 4)} · "
+                             f"PGD {self.steps_slider.value} steps · "
                              f"clean loss {self._curves['FGM'][0]:.4f} · perturbed: {ends}")
 
     def _on_change(self, change: dict) -> None:
