@@ -1,29 +1,32 @@
-"""The paper's experiment, reproduced with seeds: ``advebm-teach reproduce --config course [--seeds 10]``.
+"""The paper's experiment, reproduced with seeds:
+``advebm-teach reproduce --config course [--seeds 10]``.
 
 Per seed, from the shipped pre-trained weights (P_LM and the energy model's LM):
 
-* **paper family** (the scalar ``mean`` read-out, the paper's attack): the Residual-EBM baseline (BCE on
-  data vs P_LM samples) and Algorithm 1 (warm-started from it; its negatives are P_LM samples attacked with
-  the current energy, each step writing an *alternative* token at the most salient position, eq. 5: with the
-  current token among the candidates the greedy attack stalls and most negatives would barely differ from
-  P_LM samples). Generation attacks with the greedy attack exactly as written (the current token stays a
-  candidate, so the energy never rises). Figure 1a: correctness of P_LM samples attacked for S steps with
-  the Algorithm-1 energy; Figure 1b: importance resampling with the BCE energy among n P_LM samples;
-  Figure 2: attacking the energy trained without the attack (BCE) vs with it. ``spurious``: the BCE energy
-  under a search that does not stall (the tabu attack), whose correctness falls while its energy falls.
-* **improved family**: the same two trainings on the likelihood read-out ``lm_nll`` (the pre-trained
-  model's own NLL of the answer plus a learned correction), attacked with the non-stalling tabu attack.
-  Each change is also measured on its own (``changes``).
+* **paper family** (the scalar ``mean`` read-out, the paper's attack): the Residual-EBM baseline
+  (BCE on data vs P_LM samples) and Algorithm 1 (warm-started from it; its negatives are P_LM
+  samples attacked with the current energy, each step writing an *alternative* token at the most
+  salient position, eq. 5: with the current token among the candidates the greedy attack stalls and
+  most negatives would barely differ from P_LM samples). Generation attacks with the greedy attack
+  exactly as written (the current token stays a candidate, so the energy never rises). Figure 1a:
+  correctness of P_LM samples attacked for S steps with the Algorithm-1 energy; Figure 1b:
+  importance resampling with the BCE energy among n P_LM samples; Figure 2: attacking the energy
+  trained without the attack (BCE) vs with it. ``spurious``: the BCE energy under a search that
+  does not stall (the tabu attack), whose correctness falls while its energy falls.
+* **improved family**: the same two trainings on the likelihood read-out ``lm_nll`` (the
+  pre-trained model's own NLL of the answer plus a learned correction), attacked with the
+  non-stalling tabu attack. Each change is also measured on its own (``changes``).
 
-Every training uses the logistic loss (``ebm_loss(..., "logistic")``): BCE and Algorithm 1 then differ only
-in their negatives, so Figure 2 compares like with like, and the loss stays bounded, where Algorithm 1's
-update E(x+) - E(x-) on its own drives the energies to -inf and +inf (``"paper"`` adds a squared-energy
-regulariser for those who want the update as written).
+Every training uses the logistic loss (``ebm_loss(..., "logistic")``): BCE and Algorithm 1 then
+differ only in their negatives, so Figure 2 compares like with like, and the loss stays bounded,
+where Algorithm 1's update E(x+) - E(x-) on its own drives the energies to -inf and +inf
+(``"paper"`` adds a squared-energy regulariser for those who want the update as written).
 
-Seeds stand for training randomness (data, negatives, validation split): every seed is evaluated on the
-same P_LM test samples and the same resampling pool, drawn once, so intervals over seeds measure how much
-the *trained energies* vary, not the test draw. Every point is an average correctness. Results are JSON;
-``reproduction_report`` judges them, prints their tables and draws the figures (plotly HTML).
+Seeds stand for training randomness (data, negatives, validation split): every seed is evaluated on
+the same P_LM test samples and the same resampling pool, drawn once, so intervals over seeds
+measure how much the *trained energies* vary, not the test draw. Every point is an average
+correctness. Results are JSON; ``reproduction_report`` judges them, prints their tables and draws
+the figures (plotly HTML).
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ from typing import Any
 import torch
 
 from ..attack import DiscreteAttack
-from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained, pretrained_path,
-                          read_json, save_model, write_text_atomic)
+from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained,
+                          pretrained_path, read_json, save_model, write_text_atomic)
 from ..checks import check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick
 from ..sampling import energies_of, resample_from_pool, sample_lm
@@ -51,21 +54,24 @@ from ..trainer import EBM_TRAINING, train_ebm
 STEPS = (0, 1, 2, 5, 10, 20)
 CANDIDATES = (1, 2, 5, 10, 20, 50)
 IMPROVED_ATTACK = {"tabu": True}
-PAPER_TRAINING_ATTACK = {"include_current": False}  # eq. 5's alternative tokens: negatives that move
+# eq. 5's alternative tokens: negatives that move
+PAPER_TRAINING_ATTACK = {"include_current": False}
 
 
 @dataclass(frozen=True)
 class ReproductionProtocol:
-    """The sizes and training settings of one reproduction (course: 2 CPU cores, 10 seeds in < 30 min)."""
+    """The sizes and training settings of one reproduction (course: 2 CPU cores, 10 seeds in
+    < 30 min)."""
 
     n_data: int = 1_000          # paper: 1,000 data and 1,000 P_LM samples
     n_val: int = 200             # held out for early stopping (data, and as many P_LM samples)
     n_test: int = 300            # P_LM samples attacked or resampled (the same for every seed)
     bce: dict = field(default_factory=lambda: {"epochs": 20, "lr": 3e-4, "patience": 4})
-    adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 10, "lr": 3e-4, "patience": 3})
+    adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 10,
+                                                       "lr": 3e-4, "patience": 3})
     improved_bce: dict = field(default_factory=lambda: {"epochs": 10, "lr": 1e-5, "patience": 3})
-    improved_adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 5, "lr": 1e-5,
-                                                                 "patience": 3})
+    improved_adversarial: dict = field(default_factory=lambda: {"attack_steps": 3, "epochs": 5,
+                                                                "lr": 1e-5, "patience": 3})
 
     @staticmethod
     def for_mode() -> "ReproductionProtocol":
@@ -73,27 +79,37 @@ class ReproductionProtocol:
         if not fast_mode():
             return ReproductionProtocol()
         tiny = {"epochs": 1, "lr": 3e-4, "patience": 1}
-        return ReproductionProtocol(n_data=64, n_val=32, n_test=24, bce=tiny, adversarial={**tiny, "attack_steps": 1},
-                        improved_bce=tiny, improved_adversarial={**tiny, "attack_steps": 1})
+        return ReproductionProtocol(n_data=64, n_val=32, n_test=24, bce=tiny,
+                                    adversarial={**tiny, "attack_steps": 1}, improved_bce=tiny,
+                                    improved_adversarial={**tiny, "attack_steps": 1})
 
 
-def correctness_curve(task, energy_model, tokens: torch.Tensor, steps=STEPS, **attack_options) -> dict[str, Any]:
-    """Attack ``tokens`` for max(steps) steps once; correctness and mean energy after each S in ``steps``."""
+def correctness_curve(task, energy_model, tokens: torch.Tensor, steps=STEPS,
+                      **attack_options) -> dict[str, Any]:
+    """Attack ``tokens`` for max(steps) steps once; correctness and mean energy after each S in
+    ``steps``."""
     trace = DiscreteAttack(energy_model, task, max(steps), **attack_options).attack(tokens)
-    correctness = task.correctness(trace.tokens.flatten(0, 1)).view(trace.steps + 1, -1).mean(dim=1)
+    # every state of every sequence, (S+1) * B, back to (S+1, B), averaged over the sequences
+    correctness = (task.correctness(trace.tokens.flatten(0, 1)).view(trace.steps + 1, -1)
+                   .mean(dim=1))
     return {"correctness": {str(s): correctness[s].item() for s in steps},
             "energy": {str(s): trace.energy[s].mean().item() for s in steps},
             "changed": trace.changed.float().mean().item()}
 
 
-def resampling_curve(task, pool: torch.Tensor, pool_energy: torch.Tensor, seed: int) -> dict[str, float]:
-    """Correctness of importance resampling among the first n candidates of each pool row, for every n."""
-    return {str(n): task.correctness(resample_from_pool(pool, pool_energy, n, torch.Generator().manual_seed(seed)))
+def resampling_curve(task, pool: torch.Tensor, pool_energy: torch.Tensor,
+                     seed: int) -> dict[str, float]:
+    """Correctness of importance resampling among the first n candidates of each pool row, for
+    every n."""
+    return {str(n): task.correctness(resample_from_pool(pool, pool_energy, n,
+                                                        torch.Generator().manual_seed(seed)))
             .mean().item() for n in CANDIDATES}
 
 
-def evaluation_sets(config: str, protocol: ReproductionProtocol) -> tuple[torch.Tensor, torch.Tensor]:
-    """The P_LM test samples ``(n_test, T)`` and resampling pool ``(n_test, 50, T)`` every seed is judged on."""
+def evaluation_sets(config: str,
+                    protocol: ReproductionProtocol) -> tuple[torch.Tensor, torch.Tensor]:
+    """The P_LM test samples ``(n_test, T)`` and resampling pool ``(n_test, 50, T)`` every seed is
+    judged on."""
     task, plm = make_task(config), load_pretrained("plm", config)
     test = sample_lm(plm, task, protocol.n_test, seed=30_000)
     pool = sample_lm(plm, task, protocol.n_test * max(CANDIDATES), seed=40_000)
@@ -101,21 +117,24 @@ def evaluation_sets(config: str, protocol: ReproductionProtocol) -> tuple[torch.
 
 
 def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """The likelihood energy before any fine-tuning, under both attacks: no training, so no seed to vary."""
+    """The likelihood energy before any fine-tuning, under both attacks: no training, so no seed to
+    vary."""
     task, untrained = make_task(config), load_pretrained("energy_lm", config)
     untrained.head = "lm_nll"
-    return {"lm_nll energy, not fine-tuned, greedy attack": correctness_curve(task, untrained, test),
-            "lm_nll energy, not fine-tuned, tabu attack": correctness_curve(task, untrained, test, **IMPROVED_ATTACK)}
+    return {"lm_nll energy, not fine-tuned, greedy attack": correctness_curve(
+                task, untrained, test),
+            "lm_nll energy, not fine-tuned, tabu attack": correctness_curve(
+                task, untrained, test, **IMPROVED_ATTACK)}
 
 
-def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol | None = None, progress: bool = False,
-             evaluation: tuple[torch.Tensor, torch.Tensor] | None = None, shared: dict | None = None,
-             save_energies_to: Path | None = None) -> dict[str, Any]:
+def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol | None = None,
+             progress: bool = False, evaluation: tuple[torch.Tensor, torch.Tensor] | None = None,
+             shared: dict | None = None, save_energies_to: Path | None = None) -> dict[str, Any]:
     """Everything one seed contributes (see the module docstring); about two minutes on 2 cores.
 
-    ``evaluation`` and ``shared`` (the untrained energy's curves) are computed once for all seeds when
-    given; ``save_energies_to`` saves this seed's three trained energies there (``energy_bce``, ``energy_adv``,
-    ``energy_improved``) with their records.
+    ``evaluation`` and ``shared`` (the untrained energy's curves) are computed once for all seeds
+    when given; ``save_energies_to`` saves this seed's three trained energies there
+    (``energy_bce``, ``energy_adv``, ``energy_improved``) with their records.
     """
     protocol = protocol or ReproductionProtocol.for_mode()
     started = time.perf_counter()
@@ -133,74 +152,93 @@ def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol |
         settings = dict(settings)
         steps = settings.pop("attack_steps", 0)
         train_ebm(model, task, data, plm, method, steps, val_data=val, progress=progress,
-                  attack_options=attack_options, config=replace(EBM_TRAINING, seed=seed, **settings))
+                  attack_options=attack_options,
+                  config=replace(EBM_TRAINING, seed=seed, **settings))
         timings[f"{head}_{method}"] = time.perf_counter() - clock
         return model
 
     # The paper's family: a scalar energy, the greedy attack as written.
     bce = trained("mean", "bce", protocol.bce)
-    adversarial = trained("mean", "adversarial", protocol.adversarial, start=bce, attack_options=PAPER_TRAINING_ATTACK)
+    adversarial = trained("mean", "adversarial", protocol.adversarial, start=bce,
+                          attack_options=PAPER_TRAINING_ATTACK)
     paper = {
         "attack": {"adversarial": correctness_curve(task, adversarial, test),
                    "bce": correctness_curve(task, bce, test)},
-        "resampling": resampling_curve(task, pool, energies_of(bce, pool.flatten(0, 1)).view(pool.shape[:2]), seed),
+        "resampling": resampling_curve(task, pool,
+                                       energies_of(bce, pool.flatten(0, 1)).view(pool.shape[:2]),
+                                       seed),
         "spurious": correctness_curve(task, bce, test, **IMPROVED_ATTACK),
     }
     # The improved family: the likelihood read-out and the tabu attack, trained the same two ways.
     improved_bce = trained("lm_nll", "bce", protocol.improved_bce)
-    improved_adversarial = trained("lm_nll", "adversarial", protocol.improved_adversarial, start=improved_bce,
-                                   attack_options=IMPROVED_ATTACK)
+    improved_adversarial = trained("lm_nll", "adversarial", protocol.improved_adversarial,
+                                   start=improved_bce, attack_options=IMPROVED_ATTACK)
     improved = {
-        "attack": {"adversarial": correctness_curve(task, improved_adversarial, test, **IMPROVED_ATTACK),
+        "attack": {"adversarial": correctness_curve(task, improved_adversarial, test,
+                                                    **IMPROVED_ATTACK),
                    "bce": correctness_curve(task, improved_bce, test, **IMPROVED_ATTACK)},
-        "resampling": resampling_curve(task, pool, energies_of(improved_adversarial, pool.flatten(0, 1))
+        "resampling": resampling_curve(task, pool,
+                                       energies_of(improved_adversarial, pool.flatten(0, 1))
                                        .view(pool.shape[:2]), seed),
-        "changes": {  # each change on its own, then together (the "attack.adversarial" curve above)
-            "tabu attack on the paper's Algorithm-1 energy": correctness_curve(task, adversarial, test,
-                                                                               **IMPROVED_ATTACK),
-            "lm_nll Algorithm-1 energy, greedy attack": correctness_curve(task, improved_adversarial, test),
+        # each change on its own, then together (the "attack.adversarial" curve above)
+        "changes": {
+            "tabu attack on the paper's Algorithm-1 energy": correctness_curve(
+                task, adversarial, test, **IMPROVED_ATTACK),
+            "lm_nll Algorithm-1 energy, greedy attack": correctness_curve(
+                task, improved_adversarial, test),
             **shared,
         },
     }
-    result = {"seed": seed, "plm": task.correctness(test).mean().item(), "paper": paper, "improved": improved,
-              "train_seconds": timings, "wall_s": time.perf_counter() - started}
+    result = {"seed": seed, "plm": task.correctness(test).mean().item(), "paper": paper,
+              "improved": improved, "train_seconds": timings,
+              "wall_s": time.perf_counter() - started}
     if save_energies_to is not None:
-        for kind, model, family, key in (("energy_bce", bce, paper, "bce"), ("energy_adv", adversarial, paper,
-                                         "adversarial"), ("energy_improved", improved_adversarial, improved,
-                                                          "adversarial")):
+        for kind, model, family, key in (("energy_bce", bce, paper, "bce"),
+                                         ("energy_adv", adversarial, paper, "adversarial"),
+                                         ("energy_improved", improved_adversarial, improved,
+                                          "adversarial")):
             save_model(save_energies_to / kind, model, {
                 "kind": kind, "config": config, "seed": seed, "fast_mode": fast_mode(),
                 "command": f"advebm-teach reproduce --config {config} --ship",
-                "training": {"protocol": asdict(protocol), "family": "paper" if family is paper else "improved"},
+                "training": {"protocol": asdict(protocol),
+                             "family": "paper" if family is paper else "improved"},
                 "metrics": {"attacked_correctness": family["attack"][key]["correctness"],
                             "attack_options": IMPROVED_ATTACK if family is improved else {},
                             "n_test": len(test), "test_seed": 30_000}})
     return result
 
 
-def collect(per_seed: list[dict[str, Any]], config: str, protocol: ReproductionProtocol, wall_s: float) -> dict[str, Any]:
+def collect(per_seed: list[dict[str, Any]], config: str, protocol: ReproductionProtocol,
+            wall_s: float) -> dict[str, Any]:
     """The shipped results' shape: per-seed lists under each family's curves."""
 
     def curves(family: str, key: str) -> dict[str, list[float]]:
-        return {s: [run[family]["attack"][key]["correctness"][s] for run in per_seed] for s in map(str, STEPS)}
+        return {s: [run[family]["attack"][key]["correctness"][s] for run in per_seed]
+                for s in map(str, STEPS)}
 
     def family(name: str) -> dict[str, Any]:
         return {"plm": [run["plm"] for run in per_seed],
                 "attack": {key: curves(name, key) for key in ("adversarial", "bce")},
-                "energy": {key: {s: [run[name]["attack"][key]["energy"][s] for run in per_seed] for s in map(str, STEPS)}
+                "energy": {key: {s: [run[name]["attack"][key]["energy"][s] for run in per_seed]
+                                 for s in map(str, STEPS)}
                            for key in ("adversarial", "bce")},
-                "resampling": {n: [run[name]["resampling"][n] for run in per_seed] for n in map(str, CANDIDATES)}}
+                "resampling": {n: [run[name]["resampling"][n] for run in per_seed]
+                               for n in map(str, CANDIDATES)}}
 
     improved = family("improved")
     improved["attack_options"] = IMPROVED_ATTACK
-    spurious = {kind: {s: [run["paper"]["spurious"][kind][s] for run in per_seed] for s in map(str, STEPS)}
+    spurious = {kind: {s: [run["paper"]["spurious"][kind][s] for run in per_seed]
+                       for s in map(str, STEPS)}
                 for kind in ("correctness", "energy")}
-    improved["changes"] = {change: {s: [run["improved"]["changes"][change]["correctness"][s] for run in per_seed]
-                                    for s in map(str, STEPS)} for change in per_seed[0]["improved"]["changes"]}
-    return {"config": config, "seeds": [run["seed"] for run in per_seed], **family("paper"), "spurious": spurious,
-            "training_attack_options": PAPER_TRAINING_ATTACK, "improved": improved,
-            "protocol": asdict(protocol), "fast_mode": fast_mode(),
-            "seconds_per_seed": [round(run["wall_s"], 1) for run in per_seed], "wall_s": round(wall_s, 1)}
+    improved["changes"] = {change: {s: [run["improved"]["changes"][change]["correctness"][s]
+                                        for run in per_seed]
+                                    for s in map(str, STEPS)}
+                           for change in per_seed[0]["improved"]["changes"]}
+    return {"config": config, "seeds": [run["seed"] for run in per_seed], **family("paper"),
+            "spurious": spurious, "training_attack_options": PAPER_TRAINING_ATTACK,
+            "improved": improved, "protocol": asdict(protocol), "fast_mode": fast_mode(),
+            "seconds_per_seed": [round(run["wall_s"], 1) for run in per_seed],
+            "wall_s": round(wall_s, 1)}
 
 
 SHIPPED_ENERGIES = ("energy_bce", "energy_adv", "energy_improved")
@@ -208,19 +246,20 @@ SHIPPED_ENERGIES = ("energy_bce", "energy_adv", "energy_improved")
 
 def reproduce(config: str = "course", seeds: int | None = None, out: str | Path | None = None,
               ship: bool = False, progress: bool = True, restart: bool = False) -> dict[str, Any]:
-    """Run ``seeds`` seeds (default 10; 2 in fast mode), write ``results.json`` and the three figures
-    to ``out``; returns the results.
+    """Run ``seeds`` seeds (default 10; 2 in fast mode), write ``results.json`` and the three
+    figures to ``out``; returns the results.
 
-    ``out`` defaults to ``runs/reproduce/<config>`` (``-fast`` in fast mode). Every finished seed is
-    written atomically to ``out/seeds/seed_<k>.json`` (seed 0's three energies to ``out/energies/``), so
-    an interrupted run, started again with the same configuration and protocol, goes on after its last
-    finished seed and ends with the same results; ``restart`` discards them. ``wall_s`` is the computing
-    time of every seed (in whichever session it ran) plus this session's shared set-up (made only if a
-    seed is computed); ``resumed_seeds`` lists the seeds read back.
+    ``out`` defaults to ``runs/reproduce/<config>`` (``-fast`` in fast mode). Every finished seed
+    is written atomically to ``out/seeds/seed_<k>.json`` (seed 0's three energies to
+    ``out/energies/``), so an interrupted run, started again with the same configuration and
+    protocol, goes on after its last finished seed and ends with the same results; ``restart``
+    discards them. ``wall_s`` is the computing time of every seed (in whichever session it ran)
+    plus this session's shared set-up (made only if a seed is computed); ``resumed_seeds`` lists
+    the seeds read back.
 
     ``ship``: then copy what the run made over what the package ships, seed 0's energies
-    (``pretrained/<config>/``) and the results (``results/<config>.json``), each file atomically; full
-    protocol only. Every argument is checked before any work starts.
+    (``pretrained/<config>/``) and the results (``results/<config>.json``), each file atomically;
+    full protocol only. Every argument is checked before any work starts.
     """
     get_config(config)
     n_seeds = pick(10, 2) if seeds is None else check_int("seeds", seeds, low=1)
@@ -231,9 +270,11 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
         for folder in ("seeds", "energies"):
             shutil.rmtree(out / folder, ignore_errors=True)
     fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode(),
-                   "pretrained_sha256": {kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
-                                         for kind in ("plm", "energy_lm")}}
-    setup: dict[str, Any] = {}  # the shared evaluation sets and untrained curves, made when a seed needs them
+                   "pretrained_sha256": {
+                       kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
+                       for kind in ("plm", "energy_lm")}}
+    # the shared evaluation sets and untrained curves, made when a seed needs them
+    setup: dict[str, Any] = {}
     setup_s = 0.0
     per_seed, resumed = [], []
     for seed in range(n_seeds):
@@ -247,7 +288,8 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
                 setup["evaluation"] = evaluation_sets(config, protocol)
                 setup["shared"] = untrained_curves(config, setup["evaluation"][0])
                 setup_s = time.perf_counter() - started
-            run = run_seed(seed, config, protocol, evaluation=setup["evaluation"], shared=setup["shared"],
+            run = run_seed(seed, config, protocol, evaluation=setup["evaluation"],
+                           shared=setup["shared"],
                            save_energies_to=out / "energies" if seed == 0 else None)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
@@ -256,7 +298,8 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
             print(f"seed {seed}: P_LM {run['plm']:.3f} | paper S=10: Alg.1 "
                   f"{run['paper']['attack']['adversarial']['correctness']['10']:.3f}, BCE "
                   f"{run['paper']['attack']['bce']['correctness']['10']:.3f} | improved S=20: "
-                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | {run['wall_s']:.0f} s"
+                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | "
+                  f"{run['wall_s']:.0f} s"
                   + (f" (read back from {path})" if seed in resumed else ""), flush=True)
     results = collect(per_seed, config, protocol, setup_s + sum(run["wall_s"] for run in per_seed))
     results["resumed_seeds"] = resumed
@@ -264,9 +307,11 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
     write_text_atomic(out / "results.json", text)
     write_text_atomic(out / "per_seed.json", json.dumps(per_seed, indent=1) + "\n")
     for name, figure in figures(results).items():
-        figure.write_html(out / f"{name}.html", include_plotlyjs=True)  # self-contained: opens offline
+        # self-contained: opens offline
+        figure.write_html(out / f"{name}.html", include_plotlyjs=True)
     if ship:
-        ship_files([(out / "energies" / f"{kind}{suffix}", PRETRAINED_DIR / config / f"{kind}{suffix}")
+        ship_files([(out / "energies" / f"{kind}{suffix}",
+                     PRETRAINED_DIR / config / f"{kind}{suffix}")
                     for kind in SHIPPED_ENERGIES for suffix in (".safetensors", ".json")]
                    + [(out / "results.json", RESULTS_DIR / f"{config}.json")],
                    hint=" (seed 0's energies: run again with --restart to recompute them)")
@@ -282,15 +327,17 @@ def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
     if not isinstance(stored, dict) or "result" not in stored:
         raise CheckpointError(path, "it holds no stored seed (no 'result')", regenerate)
     if stored.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, fast mode or "
-                         f"pre-trained weights differ); {regenerate}")
+        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, "
+                         f"fast mode or pre-trained weights differ); {regenerate}")
     return stored["result"]
 
 
 def load_results(config: str = "course") -> dict[str, Any]:
-    """The shipped results of ``advebm-teach reproduce --config <config>`` (10 seeds, full protocol)."""
+    """The shipped results of ``advebm-teach reproduce --config <config>`` (10 seeds, full
+    protocol)."""
     path = RESULTS_DIR / f"{config}.json"
     if not path.exists():
-        raise FileNotFoundError(f"no shipped results for config {config!r} at {path}; regenerate them with: "
+        raise FileNotFoundError(f"no shipped results for config {config!r} at {path}; "
+                                f"regenerate them with: "
                                 f"advebm-teach reproduce --config {config} --ship")
     return json.loads(path.read_text())

@@ -17,7 +17,7 @@ from scipy import stats
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of ``values`` and its 95 % t-interval (a point for one value)."""
+    """(mean, low, high): the mean of ``values``, its 95 % t-interval (a point for one value)."""
     values = [float(v) for v in values]
     n = len(values)
     if n == 0:
@@ -32,8 +32,9 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 def paired_difference(first: Sequence[float], second: Sequence[float]
                       ) -> tuple[tuple[float, float, float], int]:
-    """The interval of ``first - second`` seed by seed, and in how many seeds ``first`` is ahead."""
+    """The interval of ``first - second`` seed by seed, and in how many seeds ``first`` leads."""
     if len(first) != len(second):
         raise ValueError(f"first and second must hold one value per seed each, got {len(first)} "
                          f"and {len(second)}")
-    return interval([a - b for a, b in zip(first, second)]), sum(a > b for a, b in zip(first, second))
+    return (interval([a - b for a, b in zip(first, second)]),
+            sum(a > b for a, b in zip(first, second)))
