@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..attack import DiscreteAttack
 from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained,
@@ -127,6 +128,39 @@ def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any
                 task, untrained, test, **IMPROVED_ATTACK)}
 
 
+def train_energies(seed: int, config: str, protocol: ReproductionProtocol, progress: bool = False
+                   ) -> tuple[dict[str, nn.Module], dict[str, float]]:
+    """The four energies one seed trains, from the pre-trained energy LM, and each one's seconds.
+
+    The paper's family (the scalar ``mean`` read-out): ``bce``, then ``adversarial`` (Algorithm 1)
+    warm-started from it with eq. 5's alternative tokens as its negatives' moves. The improved
+    family (the ``lm_nll`` read-out): ``improved_bce``, then ``improved_adversarial`` with the tabu
+    attack. Each is trained on this seed's data and P_LM samples (``train_ebm``).
+    """
+    task, plm = make_task(config), load_pretrained("plm", config)
+    data = task.sample(protocol.n_data, seed=10_000 + seed)
+    val = task.sample(protocol.n_val, seed=20_000 + seed)
+    plan = (  # name, read-out, method, settings, warm start, the training attack's options
+        ("bce", "mean", "bce", protocol.bce, None, None),
+        ("adversarial", "mean", "adversarial", protocol.adversarial, "bce", PAPER_TRAINING_ATTACK),
+        ("improved_bce", "lm_nll", "bce", protocol.improved_bce, None, None),
+        ("improved_adversarial", "lm_nll", "adversarial", protocol.improved_adversarial,
+         "improved_bce", IMPROVED_ATTACK),
+    )
+    energies, seconds = {}, {}
+    for name, head, method, settings, start, attack_options in plan:
+        model = copy.deepcopy(energies[start]) if start else load_pretrained("energy_lm", config)
+        model.head = head
+        training = {key: value for key, value in settings.items() if key != "attack_steps"}
+        clock = time.perf_counter()
+        train_ebm(model, task, data, plm, method, settings.get("attack_steps", 0), val_data=val,
+                  attack_options=attack_options, progress=progress,
+                  config=replace(EBM_TRAINING, seed=seed, **training))
+        seconds[f"{head}_{method}"] = time.perf_counter() - clock
+        energies[name] = model
+    return energies, seconds
+
+
 def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol | None = None,
              progress: bool = False, evaluation: tuple[torch.Tensor, torch.Tensor] | None = None,
              shared: dict | None = None, save_energies_to: Path | None = None) -> dict[str, Any]:
@@ -138,48 +172,27 @@ def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol |
     """
     protocol = protocol or ReproductionProtocol.for_mode()
     started = time.perf_counter()
-    task, plm = make_task(config), load_pretrained("plm", config)
+    task = make_task(config)
     test, pool = evaluation if evaluation is not None else evaluation_sets(config, protocol)
     shared = shared if shared is not None else untrained_curves(config, test)
-    data = task.sample(protocol.n_data, seed=10_000 + seed)
-    val = task.sample(protocol.n_val, seed=20_000 + seed)
-    timings = {}
+    energies, timings = train_energies(seed, config, protocol, progress)
 
-    def trained(head: str, method: str, settings: dict, start=None, attack_options=None):
-        model = copy.deepcopy(start) if start is not None else load_pretrained("energy_lm", config)
-        model.head = head
-        clock = time.perf_counter()
-        settings = dict(settings)
-        steps = settings.pop("attack_steps", 0)
-        train_ebm(model, task, data, plm, method, steps, val_data=val, progress=progress,
-                  attack_options=attack_options,
-                  config=replace(EBM_TRAINING, seed=seed, **settings))
-        timings[f"{head}_{method}"] = time.perf_counter() - clock
-        return model
+    def pool_energy(model: nn.Module) -> torch.Tensor:  # (n_test, 50): every pool candidate's E
+        return energies_of(model, pool.flatten(0, 1)).view(pool.shape[:2])
 
-    # The paper's family: a scalar energy, the greedy attack as written.
-    bce = trained("mean", "bce", protocol.bce)
-    adversarial = trained("mean", "adversarial", protocol.adversarial, start=bce,
-                          attack_options=PAPER_TRAINING_ATTACK)
-    paper = {
+    bce, adversarial = energies["bce"], energies["adversarial"]
+    paper = {  # the paper's family: a scalar energy, the greedy attack as written
         "attack": {"adversarial": correctness_curve(task, adversarial, test),
                    "bce": correctness_curve(task, bce, test)},
-        "resampling": resampling_curve(task, pool,
-                                       energies_of(bce, pool.flatten(0, 1)).view(pool.shape[:2]),
-                                       seed),
+        "resampling": resampling_curve(task, pool, pool_energy(bce), seed),
         "spurious": correctness_curve(task, bce, test, **IMPROVED_ATTACK),
     }
-    # The improved family: the likelihood read-out and the tabu attack, trained the same two ways.
-    improved_bce = trained("lm_nll", "bce", protocol.improved_bce)
-    improved_adversarial = trained("lm_nll", "adversarial", protocol.improved_adversarial,
-                                   start=improved_bce, attack_options=IMPROVED_ATTACK)
-    improved = {
+    improved_bce, improved_adversarial = energies["improved_bce"], energies["improved_adversarial"]
+    improved = {  # the likelihood read-out and the tabu attack
         "attack": {"adversarial": correctness_curve(task, improved_adversarial, test,
                                                     **IMPROVED_ATTACK),
                    "bce": correctness_curve(task, improved_bce, test, **IMPROVED_ATTACK)},
-        "resampling": resampling_curve(task, pool,
-                                       energies_of(improved_adversarial, pool.flatten(0, 1))
-                                       .view(pool.shape[:2]), seed),
+        "resampling": resampling_curve(task, pool, pool_energy(improved_adversarial), seed),
         # each change on its own, then together (the "attack.adversarial" curve above)
         "changes": {
             "tabu attack on the paper's Algorithm-1 energy": correctness_curve(
@@ -193,19 +206,25 @@ def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol |
               "improved": improved, "train_seconds": timings,
               "wall_s": time.perf_counter() - started}
     if save_energies_to is not None:
-        for kind, model, family, key in (("energy_bce", bce, paper, "bce"),
-                                         ("energy_adv", adversarial, paper, "adversarial"),
-                                         ("energy_improved", improved_adversarial, improved,
-                                          "adversarial")):
-            save_model(save_energies_to / kind, model, {
-                "kind": kind, "config": config, "seed": seed, "fast_mode": fast_mode(),
-                "command": f"advebm-teach reproduce --config {config} --ship",
-                "training": {"protocol": asdict(protocol),
-                             "family": "paper" if family is paper else "improved"},
-                "metrics": {"attacked_correctness": family["attack"][key]["correctness"],
-                            "attack_options": IMPROVED_ATTACK if family is improved else {},
-                            "n_test": len(test), "test_seed": 30_000}})
+        _save_energies(save_energies_to, energies, result, config, protocol, len(test))
     return result
+
+
+def _save_energies(folder: Path, energies: dict[str, nn.Module], result: dict[str, Any],
+                   config: str, protocol: ReproductionProtocol, n_test: int) -> None:
+    """Save a seed's Algorithm-1 and BCE energies of the paper's family and the improved
+    Algorithm-1 energy (what ``load_pretrained`` ships), each with its record."""
+    for kind, name, family, key in (("energy_bce", "bce", "paper", "bce"),
+                                    ("energy_adv", "adversarial", "paper", "adversarial"),
+                                    ("energy_improved", "improved_adversarial", "improved",
+                                     "adversarial")):
+        save_model(folder / kind, energies[name], {
+            "kind": kind, "config": config, "seed": result["seed"], "fast_mode": fast_mode(),
+            "command": f"advebm-teach reproduce --config {config} --ship",
+            "training": {"protocol": asdict(protocol), "family": family},
+            "metrics": {"attacked_correctness": result[family]["attack"][key]["correctness"],
+                        "attack_options": IMPROVED_ATTACK if family == "improved" else {},
+                        "n_test": n_test, "test_seed": 30_000}})
 
 
 def collect(per_seed: list[dict[str, Any]], config: str, protocol: ReproductionProtocol,
@@ -295,20 +314,11 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
             write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
         per_seed.append(run)
         if progress:
-            print(f"seed {seed}: P_LM {run['plm']:.3f} | paper S=10: Alg.1 "
-                  f"{run['paper']['attack']['adversarial']['correctness']['10']:.3f}, BCE "
-                  f"{run['paper']['attack']['bce']['correctness']['10']:.3f} | improved S=20: "
-                  f"{run['improved']['attack']['adversarial']['correctness']['20']:.3f} | "
-                  f"{run['wall_s']:.0f} s"
-                  + (f" (read back from {path})" if seed in resumed else ""), flush=True)
+            print(_seed_line(run) + (f" (read back from {path})" if seed in resumed else ""),
+                  flush=True)
     results = collect(per_seed, config, protocol, setup_s + sum(run["wall_s"] for run in per_seed))
     results["resumed_seeds"] = resumed
-    text = json.dumps(results, indent=1) + "\n"
-    write_text_atomic(out / "results.json", text)
-    write_text_atomic(out / "per_seed.json", json.dumps(per_seed, indent=1) + "\n")
-    for name, figure in figures(results).items():
-        # self-contained: opens offline
-        figure.write_html(out / f"{name}.html", include_plotlyjs=True)
+    _write_outputs(out, results, per_seed)
     if ship:
         ship_files([(out / "energies" / f"{kind}{suffix}",
                      PRETRAINED_DIR / config / f"{kind}{suffix}")
@@ -316,6 +326,23 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
                    + [(out / "results.json", RESULTS_DIR / f"{config}.json")],
                    hint=" (seed 0's energies: run again with --restart to recompute them)")
     return results
+
+
+def _seed_line(run: dict[str, Any]) -> str:
+    """One seed's headline numbers, as the command prints them while it runs."""
+    paper, improved = run["paper"]["attack"], run["improved"]["attack"]
+    return (f"seed {run['seed']}: P_LM {run['plm']:.3f} | paper S=10: Alg.1 "
+            f"{paper['adversarial']['correctness']['10']:.3f}, BCE "
+            f"{paper['bce']['correctness']['10']:.3f} | improved S=20: "
+            f"{improved['adversarial']['correctness']['20']:.3f} | {run['wall_s']:.0f} s")
+
+
+def _write_outputs(out: Path, results: dict[str, Any], per_seed: list[dict[str, Any]]) -> None:
+    """``results.json``, ``per_seed.json`` and the three figures, self-contained HTML (offline)."""
+    write_text_atomic(out / "results.json", json.dumps(results, indent=1) + "\n")
+    write_text_atomic(out / "per_seed.json", json.dumps(per_seed, indent=1) + "\n")
+    for name, figure in figures(results).items():
+        figure.write_html(out / f"{name}.html", include_plotlyjs=True)
 
 
 def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
