@@ -171,77 +171,57 @@ def pretrain(
     """
     cfg = get_config(config) if isinstance(config, str) else config
     seed = cfg.seed if seed is None else check_seed("seed", seed)
-    if isinstance(kinds, str) or not kinds or set(kinds) - {"plm", "energy_lm"}:
-        raise ValueError(
-            f"kinds must be a non-empty tuple of 'plm' and/or 'energy_lm', got {kinds!r}"
-        )
-    if energy_epochs is not None:
-        check_int("energy_epochs", energy_epochs, low=1)
-    check_can_ship(ship)
     run_name = f"{cfg.name}-fast" if fast_mode() else cfg.name
     out = check_folder("out", out if out is not None else run_folder("pretrain", cfg.name))
-    checkpoints = check_folder(
-        "checkpoints",
-        checkpoints if checkpoints is not None else RUNS_DIR / "checkpoints" / run_name,
-    )
-    plm_record = out / "plm.json"
-    if "plm" not in kinds and not plm_record.is_file():
-        raise ValueError(
-            f"kinds without 'plm' needs P_LM's record {plm_record} from an earlier run into "
-            "the same out folder (its epochs seed the energy LM's initial weights)"
-        )
-    if ship and set(kinds) != {"plm", "energy_lm"}:
-        raise ValueError("--ship replaces both shipped models: train both (no --only)")
-    task = AdditionTask(cfg.n_digits)
-    seeds = data_seeds(seed)
+    checkpoints = check_folder("checkpoints", checkpoints if checkpoints is not None
+                               else RUNS_DIR / "checkpoints" / run_name)
+    _check_plan(kinds, energy_epochs, ship, out / "plm.json")
+    task, seeds = AdditionTask(cfg.n_digits), data_seeds(seed)
     plm_setup, energy_setup = _scaled(cfg.plm), _scaled(cfg.energy_lm)  # fast mode: the defaults
     if energy_epochs is not None:  # an explicit budget holds in fast mode too
-        budget = replace(energy_setup.training, epochs=energy_epochs)
-        energy_setup = replace(energy_setup, training=budget)
-    record = {
-        "config": cfg.name,
-        "n_digits": cfg.n_digits,
-        "seed": seed,
-        "data_seeds": seeds,
-        "fast_mode": fast_mode(),
-        "command": command or f"advebm-teach pretrain --config {cfg.name}",
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(pick_device()),
-            "threads": torch.get_num_threads(),
-        },
-    }
+        energy_setup = replace(energy_setup,
+                               training=replace(energy_setup.training, epochs=energy_epochs))
+    record = _run_record(cfg, seed, seeds, command)
     records = {}
     if "plm" in kinds:
         plm = initialised(lambda: LSTMLanguageModel(task.vocab_size), seed)
-        records["plm"] = _train_and_save(
-            "plm", plm, task, plm_setup, seeds, out, checkpoints, record, progress
-        )
-    plm_epochs = (
-        records.get("plm") or read_json(plm_record, "run `advebm-teach pretrain` without --only")
-    )["metrics"]["epochs_run"]
+        records["plm"] = _train_and_save("plm", plm, task, plm_setup, seeds, out, checkpoints,
+                                         record, progress)
+    plm_epochs = (records.get("plm") or read_json(out / "plm.json", "run `advebm-teach pretrain` "
+                                                  "without --only"))["metrics"]["epochs_run"]
     if "energy_lm" in kinds:
-        energy = initialised(
-            lambda: TransformerEnergy.for_task(task), energy_init_seed(seed, plm_epochs)
-        )
-        records["energy_lm"] = _train_and_save(
-            "energy_lm",
-            energy,
-            task,
-            energy_setup,
-            seeds,
-            out,
-            checkpoints,
-            record,
-            progress,
-        )
+        energy = initialised(lambda: TransformerEnergy.for_task(task),
+                             energy_init_seed(seed, plm_epochs))
+        records["energy_lm"] = _train_and_save("energy_lm", energy, task, energy_setup, seeds, out,
+                                               checkpoints, record, progress)
     if ship:
-        ship_files(
-            [
-                (out / f"{kind}{suffix}", PRETRAINED_DIR / cfg.name / f"{kind}{suffix}")
-                for kind in kinds
-                for suffix in (".safetensors", ".json")
-            ]
-        )
+        ship_files([(out / f"{kind}{suffix}", PRETRAINED_DIR / cfg.name / f"{kind}{suffix}")
+                    for kind in kinds for suffix in (".safetensors", ".json")])
     return records
+
+
+def _check_plan(kinds: tuple[str, ...], energy_epochs: int | None, ship: bool,
+                plm_record: Path) -> None:
+    """What ``pretrain`` is asked to do, checked before any training starts."""
+    if isinstance(kinds, str) or not kinds or set(kinds) - {"plm", "energy_lm"}:
+        raise ValueError(f"kinds must be a non-empty tuple of 'plm' and/or 'energy_lm', "
+                         f"got {kinds!r}")
+    if energy_epochs is not None:
+        check_int("energy_epochs", energy_epochs, low=1)
+    check_can_ship(ship)
+    if ship and set(kinds) != {"plm", "energy_lm"}:
+        raise ValueError("--ship replaces both shipped models: train both (no --only)")
+    if "plm" not in kinds and not plm_record.is_file():
+        raise ValueError(f"kinds without 'plm' needs P_LM's record {plm_record} from an earlier "
+                         "run into the same out folder (its epochs seed the energy LM's initial "
+                         "weights)")
+
+
+def _run_record(cfg: CourseConfig, seed: int, seeds: dict[str, int], command: str | None
+                ) -> dict[str, Any]:
+    """What every model of a pre-training run records: configuration, seeds, command, machine."""
+    return {"config": cfg.name, "n_digits": cfg.n_digits, "seed": seed, "data_seeds": seeds,
+            "fast_mode": fast_mode(),
+            "command": command or f"advebm-teach pretrain --config {cfg.name}",
+            "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                            "device": str(pick_device()), "threads": torch.get_num_threads()}}
