@@ -29,11 +29,13 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .checks import check_bool, check_choice, check_int
+from .checks import check_bool, check_choice, check_int, check_seed
 from .models import evaluation_mode
 from .prefix_cache import energy_of_substitutions
 from .saliency import (embedding_table, energy_and_gradient, first_order_from_gradients,
                        saliency_from_gradient)
+from .sampling import sample_lm
+from .task import AdditionTask
 from .trace import AttackTrace
 
 
@@ -220,3 +222,11 @@ def check_attack_options(energy_model: nn.Module, task: AttackableTask, steps: i
 def _stack(items: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype,
            device) -> torch.Tensor:
     return torch.stack(items) if items else torch.empty(empty_shape, dtype=dtype, device=device)
+
+
+def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int,
+                    seed: int, **attack_options) -> torch.Tensor:
+    """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps
+    toward low energy."""
+    attack = DiscreteAttack(energy_model, task, steps, **attack_options)  # options checked first
+    return attack.attack(sample_lm(lm, task, n, seed=check_seed("seed", seed))).final

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attack import DiscreteAttack
 from .checks import (check_bool, check_finite, check_int, check_positive, check_seed, check_tensor,
                      check_token_ids, model_config, seeded_generator)
 from .models import evaluation_mode
@@ -156,10 +155,7 @@ def importance_resample(lm: nn.Module, energy_model: nn.Module, task: AdditionTa
                               torch.Generator().manual_seed(seed + 1))
 
 
-def attack_generate(lm: nn.Module, energy_model: nn.Module, task: AdditionTask, steps: int, n: int,
-                    seed: int, **attack_options) -> torch.Tensor:
-    """The paper's generator (section 2.4): ``n`` P_LM samples, each attacked for ``steps`` steps
-    toward low energy."""
-    attack = DiscreteAttack(energy_model, task, steps, **attack_options)  # options checked first
-    return attack.attack(sample_lm(lm, task, n, seed=check_seed("seed", seed))).final
-
+def copy_rate(samples: torch.Tensor, train_tokens: torch.Tensor) -> float:
+    """Fraction of ``samples`` that are exact copies of a training sequence."""
+    seen = {tuple(row) for row in train_tokens.tolist()}
+    return sum(tuple(row) in seen for row in samples.tolist()) / max(len(samples), 1)

@@ -50,10 +50,10 @@ import torch
 
 from advebm_teach import LSTMLanguageModel, load_pretrained, load_pretrained_record, make_task, sample_lm
 from advebm_teach.config import TrainConfig, pick
+from advebm_teach.sampling import copy_rate
 from advebm_teach.trainer import train_lm
 from advebm_teach.teaching.exercises import check_answer_digits, check_carries
 from advebm_teach.teaching.plots import per_position_bars, training_curves
-from advebm_teach.experiments.pretrain import copy_rate
 
 # %% [markdown]
 # ## 1. The task

@@ -45,7 +45,6 @@ print(advebm_teach.setup_notebook())
 
 # %%
 import copy
-import json
 import math
 
 import torch
@@ -61,7 +60,7 @@ from advebm_teach.teaching.plots import cost_bars, interval_dots, loglog_curves
 from advebm_teach.teaching.widgets import PerturbationExplorer
 from advebm_teach.experiments.bench import bench_perturb_cost
 from advebm_teach.experiments.perturb_study import METRICS, train_classifier
-from advebm_teach.experiments.shipping import RESULTS_DIR
+from advebm_teach.experiments.shipping import load_result
 
 task = make_task("course")
 plm = load_pretrained("plm")
@@ -310,7 +309,7 @@ loglog_curves(epsilons, errors, title="Adversarial vs gradient-penalty parameter
 # round-robin in one run (median), relative to a clean step, against its ideal pass count:
 
 # %%
-cost = json.loads((RESULTS_DIR / "perturb_cost.json").read_text())
+cost = load_result("perturb_cost")
 print(f"{cost['sequences']} sequences per batch, {cost['threads']} threads, median of {cost['repeats']} rounds "
       f"({cost['command']})")
 for name, row in cost["strategies"].items():
@@ -434,7 +433,7 @@ for strategy in (Clean(), FGM(eps)):
 # And the stored experiment, 5 seeds, every strategy:
 
 # %%
-results = json.loads((RESULTS_DIR / "perturb.json").read_text())
+results = load_result("perturb")
 protocol = results["protocol"]
 print(f"{len(results['seeds'])} seeds, {results['wall_s'] / 60:.0f} min on {results['threads']} threads "
       f"({results['command']}); {protocol['note']}")

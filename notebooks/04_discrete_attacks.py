@@ -156,8 +156,12 @@ print(f"position {task.position_labels()[i_star]}: energies of digits 0-9 "
 print(f"{task.decode(x[0], strip=True)} -> {task.decode(by_hand, strip=True)}")
 
 # %% [markdown]
-# The library's `DiscreteAttack` does the same for a whole batch at once (and returns a trace of
-# every step). One step of it gives exactly the sequence we built by hand:
+# Read the whole attack as plainly as this first: `advebm_teach/attack_reference.py` (`naive_attack`)
+# writes every step of the pseudo-code for one sequence and one candidate at a time, and is the
+# reference the library's attack is tested against. The library's `DiscreteAttack` does the same for
+# a whole batch at once (and returns a trace of every step); it skips recomputing what a substitution
+# cannot change (`prefix_cache.py`, safe to skip on a first read). One step of it gives exactly the
+# sequence we built by hand:
 
 # %%
 trace = DiscreteAttack(energy_model, task, steps=1).attack(x)

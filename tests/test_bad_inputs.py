@@ -26,7 +26,7 @@ from advebm_teach import attack_reference, perturb, perturb_steps, saliency, sam
 from advebm_teach.teaching import exercises
 from advebm_teach.toy import ebm as toy
 from advebm_teach.toy import estimators
-from advebm_teach.attack import DiscreteAttack
+from advebm_teach.attack import DiscreteAttack, attack_generate
 from advebm_teach.config import seed_everything
 from advebm_teach.models import LSTMLanguageModel, TransformerEnergy
 from advebm_teach.prefix_cache import energy_of_substitutions
@@ -411,8 +411,8 @@ table("sampling.importance_resample", [
      lambda: sampling.importance_resample(WIDE_LM, E, TASK, 2, 2, 0),
      VE, "vocab_size=20"),
 ])
-table("sampling.attack_generate", [
-    (what, lambda a=args, k=kwargs: sampling.attack_generate(*a, **k), error, phrase)
+table("attack.attack_generate", [
+    (what, lambda a=args, k=kwargs: attack_generate(*a, **k), error, phrase)
     for what, args, kwargs, error, phrase in [
         ("steps -1", (LM, E, TASK, -1, 2, 0), {}, VE, "steps"),
         ("n -1", (LM, E, TASK, 1, -1, 0), {}, VE, "n must"),

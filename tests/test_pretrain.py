@@ -3,7 +3,8 @@
 import torch
 
 from advebm_teach import AdditionTask
-from advebm_teach.experiments.pretrain import copy_rate, data_seeds, sample_metrics
+from advebm_teach.experiments.pretrain import data_seeds, sample_metrics
+from advebm_teach.sampling import copy_rate
 
 TASK = AdditionTask(2)
 

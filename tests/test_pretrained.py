@@ -8,7 +8,7 @@ import torch
 from advebm_teach import load_pretrained, load_pretrained_record, make_task, sample_lm
 from advebm_teach.checkpoints import PRETRAINED_DIR, PRETRAINED_KINDS, pretrained_path
 from advebm_teach.config import pick
-from advebm_teach.experiments.pretrain import copy_rate
+from advebm_teach.sampling import copy_rate
 from advebm_teach.trainer import evaluate_lm_loss
 
 SHIPPED = [

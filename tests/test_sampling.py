@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from advebm_teach import AdditionTask, LSTMLanguageModel, TransformerEnergy, sample_lm
-from advebm_teach.sampling import attack_generate, importance_resample, lm_log_prob, resample_from_pool
+from advebm_teach.attack import attack_generate
+from advebm_teach.sampling import importance_resample, lm_log_prob, resample_from_pool
 
 TASK = AdditionTask(2)
 FORMAT = {0: 12, 3: 10, 6: 11, 10: 13}  # <bos> a a + b b = c c c <eos>, written out by hand for n = 2

@@ -60,3 +60,15 @@ def test_bench_ship_replaces_the_shipped_result_with_the_run_s(tmp_path, monkeyp
     made = tmp_path / "runs/bench/course-fast/perturb_cost.json"
     assert (tmp_path / "shipped" / "perturb_cost.json").read_bytes() == made.read_bytes()
     assert f"wrote {tmp_path / 'shipped' / 'perturb_cost.json'}" in capsys.readouterr().err
+
+
+def test_load_result_reads_a_shipped_result_or_says_how_to_make_it(tmp_path, monkeypatch):
+    from advebm_teach.experiments.shipping import load_result
+
+    assert load_result("perturb_cost")["strategies"]["clean"]["ratio"] == 1.0
+    monkeypatch.setattr(shipping, "RESULTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="advebm-teach bench perturb --ship"):
+        load_result("perturb")
+    (tmp_path / "course.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="course.json.*advebm-teach reproduce --config course --ship"):
+        load_result("course")

@@ -24,7 +24,7 @@ from ..checkpoints import PRETRAINED_DIR, read_json, save_model
 from ..checks import check_folder, check_int, check_seed
 from ..config import CourseConfig, TrainingSetup, fast_mode, get_config, pick, pick_device
 from ..models import LSTMLanguageModel, TransformerEnergy
-from ..sampling import sample_lm
+from ..sampling import copy_rate, sample_lm
 from .shipping import RUNS_DIR, check_can_ship, run_folder, ship_files
 from ..task import AdditionTask
 from ..trainer import epoch_seed, train_lm
@@ -36,12 +36,6 @@ def data_seeds(seed: int) -> dict[str, int]:
     """The seeds of every data set a pre-training run draws, derived from the run's seed."""
     names = ("plm_train", "plm_val", "energy_train", "energy_val", "eval")
     return {name: seed * 100 + i + 1 for i, name in enumerate(names)}
-
-
-def copy_rate(samples: torch.Tensor, train_tokens: torch.Tensor) -> float:
-    """Fraction of ``samples`` that are exact copies of a training sequence."""
-    seen = {tuple(row) for row in train_tokens.tolist()}
-    return sum(tuple(row) in seen for row in samples.tolist()) / max(len(samples), 1)
 
 
 def sample_metrics(samples: torch.Tensor, task: AdditionTask) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from ..checks import check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
-from .shipping import RESULTS_DIR, check_can_ship, run_folder, ship_files
+from .shipping import RESULTS_DIR, check_can_ship, load_result, run_folder, ship_files
 from ..trainer import EBM_TRAINING, train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)
@@ -362,9 +362,4 @@ def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
 def load_results(config: str = "course") -> dict[str, Any]:
     """The shipped results of ``advebm-teach reproduce --config <config>`` (10 seeds, full
     protocol)."""
-    path = RESULTS_DIR / f"{config}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no shipped results for config {config!r} at {path}; "
-                                f"regenerate them with: "
-                                f"advebm-teach reproduce --config {config} --ship")
-    return json.loads(path.read_text())
+    return load_result(get_config(config).name)

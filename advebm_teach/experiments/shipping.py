@@ -12,12 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoints import copy_file_atomic
+from ..checkpoints import copy_file_atomic, read_json
 from ..config import fast_mode
 
 RUNS_DIR = Path("runs")
 # The shipped results (the shipped weights are under checkpoints.PRETRAINED_DIR).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+def load_result(name: str) -> dict:
+    """The shipped result ``results/<name>.json`` (``course``, ``perturb``, ``perturb_cost``)."""
+    path = RESULTS_DIR / f"{name}.json"
+    command = {"perturb": "bench perturb", "perturb_cost": "bench perturb-cost"}.get(
+        name, f"reproduce --config {name}")
+    regenerate = f"advebm-teach {command} --ship"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped result {name!r} at {path}; regenerate it with: "
+                                f"{regenerate}")
+    return read_json(path, regenerate)
 
 
 def run_folder(command: str, config: str) -> Path:
