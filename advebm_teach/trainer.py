@@ -60,7 +60,13 @@ def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
 
 
 def derive_seed(seed: int, offset: int) -> int:
-    """A seed of its own for the use ``offset`` of a run seeded with ``seed``, in [0, 2**32)."""
+    """A seed for the use ``offset`` of a run seeded with ``seed``, in [0, 2**32).
+
+    The uses share one offset space: epoch e's shuffle and dropout take offset e, ``train_ebm``'s
+    P_LM negatives offsets 1 and 2 (so they share seeds with epochs 1 and 2), the perturbation
+    study's random starts offsets 1-4. Giving each use its own space would change every shipped
+    number; the streams are different generators, so a shared seed draws no shared numbers.
+    """
     return (seed * 1_000_003 + offset) % SEED_LIMIT
 
 
