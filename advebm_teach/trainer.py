@@ -64,8 +64,9 @@ def derive_seed(seed: int, offset: int) -> int:
 
     The uses share one offset space: epoch e's shuffle and dropout take offset e, ``train_ebm``'s
     P_LM negatives offsets 1 and 2 (so they share seeds with epochs 1 and 2), the perturbation
-    study's random starts offsets 1-4. Giving each use its own space would change every shipped
-    number; the streams are different generators, so a shared seed draws no shared numbers.
+    study's random starts offsets 1-4. A shared seed starts two generators on the same stream,
+    used for different draws (a permutation, categorical samples); giving each use its own space
+    would make them independent, and change every shipped number, so it is left as it is.
     """
     return (seed * 1_000_003 + offset) % SEED_LIMIT
 
