@@ -59,22 +59,29 @@ def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
     return total / count
 
 
-def derive_seed(seed: int, offset: int) -> int:
-    """A seed for the use ``offset`` of a run seeded with ``seed``, in [0, 2**32).
+# Where each named use of a run's seed starts; ``derive_seed`` adds the use's index to it.
+SEED_OFFSETS = {"epoch": 0, "negatives": 1, "validation negatives": 2, "random start": 0}
 
-    The uses share one offset space: epoch e's shuffle and dropout take offset e, ``train_ebm``'s
-    P_LM negatives offsets 1 and 2 (so they share seeds with epochs 1 and 2), the perturbation
-    study's random starts offsets 1-4. A shared seed starts two generators on the same stream,
-    used for different draws (a permutation, categorical samples); giving each use its own space
-    would make them independent, and change every shipped number, so it is left as it is.
+
+def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
+    """The seed of one use of a run seeded with ``seed``: ``purpose`` (a key of ``SEED_OFFSETS``)
+    and its ``index`` (epoch e, the k-th random start), (seed * 1,000,003 + offset) mod 2**32.
+
+    The purposes share one offset space: epoch e's shuffle and dropout take offset e, and
+    ``train_ebm``'s P_LM negatives offsets 1 and 2, so they share seeds with epochs 1 and 2 (as
+    the perturbation study's random starts 1-4 do). A shared seed starts two generators on the
+    same stream, used for different draws (a permutation, categorical samples); giving each
+    purpose its own space would make them independent, and change every shipped number, so it is
+    left as it is.
     """
+    offset = SEED_OFFSETS[check_choice("purpose", purpose, SEED_OFFSETS)] + index
     return (seed * 1_000_003 + offset) % SEED_LIMIT
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``: its shuffle and dropout
     masks."""
-    return derive_seed(seed, epoch)
+    return derive_seed(seed, "epoch", epoch)
 
 
 @dataclass
@@ -244,8 +251,9 @@ def train_ebm(
     energy_model.to(device)
     # Algorithm 1 lines 4-5: X_data and X_LM; the P_LM samples are drawn once, and each step takes
     # the mini-batch of both at the same indices
-    negatives = sample_lm(lm, task, len(data), seed=derive_seed(config.seed, 1))
-    val_negatives = sample_lm(lm, task, len(val_data), seed=derive_seed(config.seed, 2))
+    negatives = sample_lm(lm, task, len(data), seed=derive_seed(config.seed, "negatives"))
+    val_negatives = sample_lm(lm, task, len(val_data),
+                              seed=derive_seed(config.seed, "validation negatives"))
     attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
                             **(attack_options or {}))
 

@@ -218,3 +218,16 @@ def test_a_damaged_or_foreign_checkpoint_names_the_file_and_what_to_do(tmp_path)
 def test_train_lm_takes_its_settings_as_one_config():
     with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
         train_lm_with_config(small_lm(), TRAIN, VAL, {"epochs": 1})
+
+
+def test_derived_seeds_by_purpose():
+    """The offsets the shipped runs were made with: epoch e and the first random start at e, the
+    negatives at 1 and 2 (seed * 1,000,003 + offset, mod 2**32)."""
+    from advebm_teach.trainer import derive_seed, epoch_seed
+
+    assert [epoch_seed(3, e) for e in range(3)] == [3_000_009, 3_000_010, 3_000_011]
+    assert derive_seed(3, "negatives") == 3_000_010 and derive_seed(3, "validation negatives") == 3_000_011
+    assert derive_seed(3, "random start", 4) == 3_000_013
+    assert derive_seed(2**32 - 1, "epoch", 5) == ((2**32 - 1) * 1_000_003 + 5) % 2**32
+    with pytest.raises(ValueError, match="purpose must be one of"):
+        derive_seed(3, "dropout")

@@ -103,8 +103,8 @@ def strategies(protocol: PerturbStudyProtocol, sequence_numel: int,
     fine-tunes the clean baseline."""
     eps = protocol.epsilon
 
-    def generator(offset: int) -> torch.Generator:
-        return torch.Generator().manual_seed(derive_seed(seed, offset))
+    def generator(k: int) -> torch.Generator:  # the k-th strategy's random starts
+        return torch.Generator().manual_seed(derive_seed(seed, "random start", k))
 
     return {
         "clean": Clean(),
