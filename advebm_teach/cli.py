@@ -15,12 +15,7 @@ from typing import Callable
 
 from .checks import check_int, check_seed
 from .config import CONFIGS, FAST_ENV_VAR
-
-BENCH_FILES = {
-    "attack": "attack.json",
-    "perturb": "perturb.json",
-    "perturb-cost": "perturb_cost.json",
-}
+from .experiments.shipping import BENCH_FILES
 
 
 def _pretrain(args: argparse.Namespace) -> None:

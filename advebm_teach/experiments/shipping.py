@@ -20,11 +20,16 @@ RUNS_DIR = Path("runs")
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
+# What each ``advebm-teach bench <target>`` writes (perturb and perturb-cost ship theirs).
+BENCH_FILES = {"attack": "attack.json", "perturb": "perturb.json",
+               "perturb-cost": "perturb_cost.json"}
+
+
 def load_result(name: str) -> dict:
     """The shipped result ``results/<name>.json`` (``course``, ``perturb``, ``perturb_cost``)."""
     path = RESULTS_DIR / f"{name}.json"
-    command = {"perturb": "bench perturb", "perturb_cost": "bench perturb-cost"}.get(
-        name, f"reproduce --config {name}")
+    bench = {file: target for target, file in BENCH_FILES.items()}.get(path.name)
+    command = f"bench {bench}" if bench else f"reproduce --config {name}"
     regenerate = f"advebm-teach {command} --ship"
     if not path.is_file():
         raise FileNotFoundError(f"no shipped result {name!r} at {path}; regenerate it with: "
