@@ -1,6 +1,6 @@
-"""Test-wide settings: fast mode for every test and every notebook kernel nbval starts; the
-shipped files (weights, results) checked unchanged around every command a test runs and over the
-whole session."""
+"""Test-wide settings: fast mode for the unit tests, full mode for every notebook kernel nbval
+starts (the stored outputs are the full course); the shipped files (weights, results) checked
+unchanged around every command a test runs and over the whole session."""
 
 import hashlib
 import os
@@ -11,7 +11,7 @@ import torch
 
 from advebm_teach import AdditionTask, TransformerEnergy
 
-os.environ.setdefault("ADVEBM_FAST", "1")  # set before nbval starts kernels, which inherit it
+os.environ.setdefault("ADVEBM_FAST", "1")  # the unit tests' long pipelines run small
 
 PACKAGE = Path(__file__).resolve().parent.parent / "advebm_teach"
 SHIPPED = (PACKAGE / "pretrained", PACKAGE / "results")
@@ -74,3 +74,18 @@ def pytest_sessionfinish(session, exitstatus):
     if changed:
         print(f"\nshipped files changed during the tests: {changed}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """nbval starts a notebook's kernel while setting up its first cell; the kernel inherits this
+    process's environment, so fast mode is lifted meanwhile: notebooks run as students run them."""
+    if type(item).__name__ != "IPyNbCell":
+        yield
+        return
+    fast = os.environ.pop("ADVEBM_FAST", None)
+    try:
+        yield
+    finally:
+        if fast is not None:
+            os.environ["ADVEBM_FAST"] = fast

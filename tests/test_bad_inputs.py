@@ -14,6 +14,8 @@ Models are tiny (d_model 8) and shared, so the table runs in seconds.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import functools
 import math
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ import pytest
 import torch
 
 from advebm_teach import attack_reference, perturb, perturb_steps, saliency, sampling
-from advebm_teach.teaching import exercises
+from advebm_teach.teaching.exercises import (algorithm1, discrete, ebm, embedding, estimators,
+                                             task as task_exercises)
 from advebm_teach.toy import ebm as toy
 from advebm_teach.toy import estimators
 from advebm_teach.attack import DiscreteAttack, attack_generate
@@ -731,6 +734,12 @@ table("widgets.PerturbationExplorer", [
 ])
 
 # ---------------------------------------------------------------------------- exercises, config
+#: every checker of every topic module, by name
+exercises = SimpleNamespace(**{name: getattr(module, name)
+                               for module in (algorithm1, discrete, ebm, embedding, estimators,
+                                              task_exercises)
+                               for name in dir(module)
+                               if name.startswith("check_") or name == "digits_of"})
 for name in ("answer_digits", "carries", "l1_saliency", "log_partition", "importance_weights",
              "logistic_ebm_loss", "fgm_perturbation"):
     table(f"exercises.check_{name}", [

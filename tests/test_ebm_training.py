@@ -176,7 +176,7 @@ def test_a_nan_regulariser_weight_is_refused_and_a_diverging_loss_stops_training
 
 
 def test_logistic_loss_checker_accepts_the_library_and_rejects_mistakes():
-    from advebm_teach.teaching.exercises import check_logistic_ebm_loss
+    from advebm_teach.teaching.exercises.algorithm1 import check_logistic_ebm_loss
 
     assert check_logistic_ebm_loss(lambda d, n: ebm_loss(d, n, "logistic"))
     naive = lambda d, n: torch.log1p(torch.exp(d)).mean() + torch.log1p(torch.exp(-n)).mean()  # noqa: E731

@@ -1,6 +1,6 @@
 """The exercise checkers say right to a right answer and wrong (without crashing) to a wrong or unfinished one."""
 
-from advebm_teach.teaching.exercises import check_answer_digits, check_carries
+from advebm_teach.teaching.exercises.task import check_answer_digits, check_carries
 
 
 def test_answer_digits_checker():

@@ -1,6 +1,6 @@
 """Notebook 02's exercise checkers say right to a right answer and wrong to the classic mistakes."""
 
-from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
+from advebm_teach.teaching.exercises.embedding import check_fgm_perturbation, check_l2_projection
 
 
 def test_fgm_perturbation_checker():

@@ -348,7 +348,8 @@ def test_other_bad_arguments_are_refused():
 
 # ---------------------------------------------------------------- notebook 01's checkers and figures
 def test_notebook_01_checkers_say_right_and_wrong():
-    from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
+    from advebm_teach.teaching.exercises.ebm import check_log_partition
+    from advebm_teach.teaching.exercises.estimators import check_gibbs_conditional, check_importance_weights
 
     assert check_log_partition(lambda e: torch.logsumexp(-e, dim=0))
     naive = check_log_partition(lambda e: torch.log(torch.exp(-e).sum()))

@@ -179,10 +179,13 @@ def token_heatmap(labels: Sequence[str], symbols: Sequence[Sequence[str]],
                              f"{value_name} values, expected {len(labels)} "
                              f"(one per position label)")
     rows = [str(r) for r in range(len(values))]
+    z = [finite_or_none(row) for row in values]
+    # an explicit top: with equal values plotly would centre the scale on them (e.g. -0.4 .. 0.5)
+    top = max((v for row in z for v in row if v is not None), default=0.0)
     fig = go.Figure([go.Heatmap(
-        x=labels, y=rows, z=[finite_or_none(row) for row in values],
+        x=labels, y=rows, z=z,
         text=[list(row) for row in symbols], texttemplate="%{text}", colorscale=colorscale,
-        zmin=0, colorbar=dict(title=dict(text=value_name)),
+        zmin=0, zmax=top if top > 0 else 1.0, colorbar=dict(title=dict(text=value_name)),
         hovertemplate=f"sequence %{{y}}, %{{x}}: %{{text}}<br>{value_name} %{{z}}<extra></extra>",
         xgap=1, ygap=1,
     )])

@@ -18,6 +18,7 @@ from . import plots
 from ..checks import (check_bool, check_choice, check_int, check_number, check_positive,
                      check_token_ids)
 from .notebook import on_colab
+from .snapshots import widget_bundle
 from ..task import AdditionTask, check_task
 from ..trace import AttackTrace
 
@@ -138,7 +139,13 @@ class AttackStepper:
         self.sequence_picker.value = self._check_sequence(sequence)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
+        figures = self.figures
+        return widget_bundle(
+            self.widget._repr_mimebundle_(**kwargs),
+            f"AttackStepper: {self.trace.steps} attack steps on {len(self.trace.final)} "
+            f"sequence(s); run the cell in Jupyter to step through them",
+            [[figures["saliency"]], [figures["candidates"], figures["energy"]],
+             [figures["correctness"]]])
 
     # ------------------------------------------------------------- what step s of sequence b shows
     def _build_figures(self) -> dict[str, go.Figure]:
@@ -169,6 +176,12 @@ class AttackStepper:
             "energy": plots.energy_line(trace.energy[:, b].tolist(), step=s),
             "correctness": plots.correctness_strip(self._answer_labels, correct),
         }
+        if s == trace.steps:  # say so, rather than leave two plots blank
+            for name in ("saliency", "candidates"):
+                figures[name].add_annotation(
+                    text=f"attack finished after {trace.steps} steps: nothing left to choose",
+                    xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                    font=dict(size=15))
         for name, fig in figures.items():
             fig.update_layout(width=PLOT_WIDTHS[name])
         return figures
@@ -310,7 +323,7 @@ def _check_trace(trace: AttackTrace, task: AdditionTask) -> AttackTrace:
 
 
 class PerturbationExplorer:
-    """FGSM, FGM and PGD on one batch, with sliders for eps and PGD's steps (notebook 02).
+    """FGSM, FGM and PGD on one batch, with sliders for eps and PGD's steps (notebook 03).
 
     The loss plot shows the batch loss L(e + s delta) as s goes from 0 to 1 along each adversary's
     perturbation: FGM and PGD in the L2 ball of radius eps per sequence (PGD with steps of
@@ -346,7 +359,8 @@ class PerturbationExplorer:
                              f"{self._embeds.shape[1]} tokens (one per embedded position)")
         self.epsilon_slider = widgets.FloatSlider(value=epsilon, min=max_epsilon / 40,
                                                   max=max_epsilon, step=max_epsilon / 40,
-                                                  description="eps", continuous_update=False)
+                                                  description="eps", readout_format=".3f",
+                                                  continuous_update=False)
         self.steps_slider = widgets.IntSlider(value=int(steps), min=1, max=max_steps,
                                               description="PGD steps", continuous_update=False)
         self.method_picker = widgets.ToggleButtons(options=self.METHODS, value=method,
@@ -411,7 +425,11 @@ class PerturbationExplorer:
             self.method_picker.value = check_choice("method", method, self.METHODS)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
+        figures = self.figures
+        return widget_bundle(
+            self.widget._repr_mimebundle_(**kwargs),
+            "PerturbationExplorer: FGSM, FGM and PGD on one batch; run the cell in Jupyter to "
+            "move eps and PGD's steps", [[figures["loss"]], [figures["norms"]]])
 
     def _compute(self) -> None:
         from ..perturb import fgm, fgsm, pgd
