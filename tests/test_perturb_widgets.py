@@ -76,3 +76,17 @@ def test_interval_dots_and_cost_bars_carry_their_numbers():
     assert list(bars.data[0].y) == [1.0, 1.93] and list(bars.data[1].y) == [1, 2]
     with pytest.raises(ValueError, match="one value per name"):
         plots.cost_bars(["clean"], [1.0, 2.0], [1])
+
+
+def test_explorer_reads_out_eps_as_the_titles_write_it():
+    shown = explorer(False)
+    shown.set(epsilon=0.045)
+    assert f"{shown.epsilon_slider.value:{shown.epsilon_slider.readout_format}}" == "0.045"
+    assert "eps 0.045" in shown.figures["norms"].layout.title.text
+
+
+def test_a_heatmap_of_equal_values_keeps_its_scale_from_zero():
+    """FGSM gives every token the same norm: the scale must run 0 .. that norm, not around it."""
+    fig = plots.perturbation_grid(["p0", "p1"], [["a", "b"]], [[0.01, 0.01]])
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0, 0.01)
+    assert plots.perturbation_grid(["p0"], [["a"]], [[0.0]]).data[0].zmax == 1.0

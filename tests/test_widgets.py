@@ -325,3 +325,14 @@ def test_notebook_04_builders_carry_their_data():
     assert scatter.data[0].x == (1.0, 2.0, None) and scatter.data[1].x == (-1.0, 3.0) == scatter.data[1].y
     with pytest.raises(ValueError, match="predicted has 1 values, actual 2"):
         plots.prediction_scatter([1.0], [1.0, 2.0])
+
+
+def test_the_last_step_says_the_attack_finished_instead_of_blank_plots():
+    trace = fake_trace()
+    stepper = AttackStepper(trace, TASK)
+    stepper.show_step(trace.steps)
+    for name in ("saliency", "candidates"):
+        notes = [a.text for a in stepper.figures[name].layout.annotations]
+        assert notes == [f"attack finished after {trace.steps} steps: nothing left to choose"]
+    stepper.show_step(0)
+    assert not stepper.figures["saliency"].layout.annotations

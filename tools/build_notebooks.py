@@ -24,6 +24,7 @@ import base64
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jupytext
@@ -106,6 +107,7 @@ def main(arguments: list[str]) -> None:
     import kaleido
 
     kaleido.start_sync_server(silence_warnings=True)  # one Chromium for every figure
+    warnings.filterwarnings("ignore", "The kopts argument is ignored")  # plotly, with a server
     try:
         for source in sources:
             build(source)
