@@ -347,31 +347,6 @@ def test_other_bad_arguments_are_refused():
 
 
 # ---------------------------------------------------------------- notebook 01's checkers and figures
-def test_notebook_01_checkers_say_right_and_wrong():
-    from advebm_teach.teaching.exercises.ebm import check_log_partition
-    from advebm_teach.teaching.exercises.estimators import check_gibbs_conditional, check_importance_weights
-
-    assert check_log_partition(lambda e: torch.logsumexp(-e, dim=0))
-    naive = check_log_partition(lambda e: torch.log(torch.exp(-e).sum()))
-    assert not naive and "returned inf" in repr(naive)
-    assert repr(check_log_partition(lambda e: None)).startswith("✗ not yet")
-    model = sharp_model()
-
-    def conditional(model, x, i):
-        variants = x.repeat(model.n_symbols, 1)
-        variants[:, i] = torch.arange(model.n_symbols)
-        with torch.no_grad():
-            return torch.softmax(-model.energy(variants), dim=0)
-
-    assert check_gibbs_conditional(conditional, model)
-    wrong_sign = check_gibbs_conditional(lambda m, x, i: conditional(m, x, i).flip(0), model)
-    assert not wrong_sign and repr(wrong_sign).startswith("✗ wrong")
-    assert check_importance_weights(lambda e, lq: torch.softmax(-e - lq, dim=0))
-    assert not check_importance_weights(lambda e, lq: torch.softmax(-e + lq, dim=0))
-    overflow = check_importance_weights(lambda e, lq: torch.exp(-e - lq) / torch.exp(-e - lq).sum())
-    assert not overflow and "nan" in repr(overflow)
-
-
 def test_state_heatmaps_place_every_state_in_its_cell():
     from advebm_teach.teaching.plots import state_heatmaps
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,sources/notebooks///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,23 +14,37 @@
 # ---
 
 # %% [markdown]
-# # 01 · EBM likelihood gradients, exactly
+# # 02 · Estimating the gradient
 #
-# An energy-based model turns an energy $E_\theta(x)$ into probabilities, and learning it means lowering the
-# energy of data and raising it everywhere else (paper, section 2.1). "Everywhere else" is the hard part:
-# it needs samples of the model, which for text nobody can draw exactly. This notebook works on a space
-# small enough to enumerate, 4 symbols and sequences of length 5, 1,024 states, so that the true gradient
-# is always at hand and every way of approximating it can be checked against it.
+# Notebook 01 computed the likelihood gradient of an energy-based model exactly: a data term minus
+# a model term, $\mathbb{E}_{data}[\nabla_\theta E_\theta] - \mathbb{E}_{P_\theta}[\nabla_\theta
+# E_\theta]$. The model term needs samples of $P_\theta$, which for text nobody can draw. This
+# notebook meets the practical stand-ins, each in a few lines of code on the same toy world: Gibbs
+# sampling, Metropolis–Hastings, Gibbs-with-Gradients, importance sampling, noise-contrastive
+# estimation and the paper's adversarial negatives. Then, because the toy knows the exact gradient,
+# it measures each one's bias and variance, trains with each side by side, and plants a spurious
+# mode to see which of them can find it.
 #
 # **Learning goals.** By the end you can
-# 1. write the Gibbs distribution (eq. 1) and its partition function (eq. 2) as code, and compute $\log Z$
-#    without overflow;
-# 2. derive the likelihood gradient (eq. 3) as a data term minus a model term, and check it against autograd;
-# 3. name five stand-ins for the model term (Gibbs sampling, Gibbs-with-Gradients, importance sampling,
-#    NCE, adversarial negatives) and say which estimate the likelihood gradient and which do not;
-# 4. measure an estimator's bias and variance against the exact gradient as the number of samples grows;
-# 5. explain why an energy trained against P_LM samples never sees a spurious mode that P_LM never writes
-#    (the Residual-EBM blind spot), and why the paper's attack does.
+# 1. write one Gibbs-sampling sweep and one Metropolis–Hastings step, and say why both leave
+#    $P_\theta$ unchanged;
+# 2. explain Gibbs-with-Gradients' proposal (a first-order estimate of the energy change) and
+#    self-normalised importance sampling's weights, and compute both;
+# 3. state the NCE loss of the Residual EBM and why its gradient is not the likelihood gradient;
+# 4. run the tiny discrete attack (most salient position, every symbol tried, tabu) that makes the
+#    paper's adversarial negatives;
+# 5. measure an estimator's bias and spread against the exact gradient, and explain why only the
+#    estimators that *move* samples find a spurious mode P_LM never writes.
+
+# %% [markdown]
+# **Prerequisites.** Notebook 01: the toy world (walks that come home, the bigram P_LM, `ToyEBM`),
+# the Gibbs distribution $P_\theta = e^{-E_\theta}/Z_\theta$, eq. 3 as data term minus model term,
+# and the model term as a weighted average over negative samples (`model.contrast_grad`). Notebook
+# 00 for P_LM's role. Maths: conditional probabilities, expectations, the logistic function
+# $\sigma$ and binary cross-entropy, a first-order Taylor expansion. Symbols follow the course's
+# [notation](../docs/notation.md) table ($q$ is the proposal, here P_LM).
+#
+# Run the setup cell first.
 
 # %%
 # Course setup: the same first cell in every notebook.
@@ -47,29 +61,31 @@ import advebm_teach
 print(advebm_teach.setup_notebook())
 
 # %%
-import itertools
-import math
-
 import torch
+import torch.nn.functional as F
 
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.config import pick
 from advebm_teach.saliency import first_order_scores
-from advebm_teach.teaching.exercises import check_gibbs_conditional, check_importance_weights, check_log_partition
-from advebm_teach.teaching.plots import curves_against, curves_by_step, state_heatmaps
-from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution, exact_kl,
+from advebm_teach.teaching.exercises.estimators import (check_gibbs_conditional,
+                                                        check_importance_weights)
+from advebm_teach.teaching.plots import (curves_against, curves_by_step, prediction_scatter,
+                                         state_heatmaps)
+from advebm_teach.toy.ebm import (BigramLM, ToyEBM, all_states, closed_walk_distribution,
                                   sample_states, state_index)
-from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, gibbs, gibbs_with_gradients,
-                                         gwg_steps, importance_sampling, nce, relative_error, train)
+from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, flat, gibbs,
+                                         gibbs_sweeps, gibbs_with_gradients, gwg_steps,
+                                         importance_sampling, nce, nce_loss, relative_error, train)
 
-torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest, and much faster on a busy machine
+torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest
 
 # %% [markdown]
-# ## 1. A world small enough to enumerate
+# ## 1. The toy world again, and a sharper model
 #
-# A state is a sequence $x = (x_1, \dots, x_5)$ of symbols 0-3. The **data** are *walks that come home*:
-# every step stays on a symbol or moves to a neighbouring one ($|x_{t+1} - x_t| \le 1$, staying twice as
-# likely as moving), and the last symbol equals the first. The step rule is *local*; coming home is *global*.
+# The same world as in notebook 01: sequences of 5 symbols 0–3, the data are walks that come home,
+# P_LM is a bigram model. The untrained energy spreads its mass thinly over all 1,024 states
+# (notebook 01's heatmap); a sampler is better tested on a model with sharper modes, so the primer
+# below samples from the untrained model after 30 steps of exact-gradient training (`sharp`).
 
 # %%
 V, T = 4, 5
@@ -77,234 +93,340 @@ states = all_states(V, T)
 p_data = closed_walk_distribution(V, T)
 data = sample_states(states, p_data, 256, seed=1)            # the training set
 support = p_data > 0
+plm = BigramLM.fit(p_data, V, T, smoothing=1e-3)             # P_LM's stand-in, q
+model = ToyEBM(V, T, seed=0)                                 # untrained
+sharp, _ = train(model, data, lambda m, d, n, s: exact(m, d), n=0, steps=30, lr=0.02,
+                 target=p_data)
+with torch.no_grad():
+    p_sharp = sharp.distribution()                           # its exact P_theta, (1024,)
 
 
 def show(x):
     return "".join(str(s) for s in x.tolist())
 
 
-print(f"{len(states)} states; {int(support.sum())} have data probability > 0")
-print("data samples:", " ".join(show(x) for x in data[:8]))
+def distance(samples, probs):
+    """Total variation distance between the samples' histogram and probs: half the L1 distance."""
+    counts = torch.bincount(state_index(samples, V), minlength=len(probs)).double()
+    return 0.5 * float((counts / counts.sum() - probs).abs().sum())
+
+
+exact_samples = sharp.sample(4000, seed=2)
+print(f"sharp model: mass on the data's support {p_sharp[support].sum():.2f}")
+print(f"distance of 4000 exact samples of P_theta to P_theta: "
+      f"{distance(exact_samples, p_sharp):.2f}"
+      f" (what 4000 exact draws typically show)")
+print(f"distance of 4000 P_LM samples to P_theta: "
+      f"{distance(plm.sample(4000, seed=3), p_sharp):.2f}")
 
 # %% [markdown]
-# **P_LM's role** is played by a bigram language model, $q(x) = q(x_1)\prod_t q(x_{t+1} \mid x_t)$: locally
-# normalised, fitted to the data by maximum likelihood (with a little smoothing, so that $q > 0$ everywhere,
-# as a softmax would have it). It learns the step rule perfectly and cannot know about coming home: like the
-# course's LSTM with its sums, its samples are *locally* right and often *globally* wrong.
-
-# %%
-plm = BigramLM.fit(p_data, V, T, smoothing=1e-3)
-q = plm.distribution()
-plm_samples = plm.sample(2000, seed=2)
-print("P_LM samples:", " ".join(show(x) for x in plm_samples[:8]))
-print(f"P_LM's mass on the data's support: {q[support].sum():.3f} "
-      f"(its 'correctness'); KL(p_data || q) = {exact_kl(p_data, q):.3f} nats")
-
-# %% [markdown]
-# The **energy model** is `ToyEBM`: $E_\theta(x) = w \cdot \mathrm{relu}(W\,\mathrm{onehot}(x) + b) + c$, one
-# hidden layer of 32 units on the one-hot symbols, its weights drawn from a seed. Here are all three
-# distributions, every state a cell (rows: the first two symbols; columns: the last three; colour: log10 of
-# the probability; empty: probability exactly 0). The data's 54 states form a sparse pattern; P_LM covers
-# it and much else; the untrained model is spread over everything.
-
-# %%
-model = ToyEBM(V, T, seed=0)
-with torch.no_grad():
-    p_model = model.distribution()
-print(f"untrained model: mass on the data's support {p_model[support].sum():.3f}, "
-      f"KL(p_data || p_theta) = {exact_kl(p_data, p_model):.3f} nats")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-state_heatmaps({"data: closed walks": p_data.tolist(), "P_LM (bigram)": q.tolist(),
-                "energy model, untrained": p_model.tolist()}, V, T, title="Every state, three distributions")
-
-# %% [markdown]
-# ## 2. Eq. (1) and (2) in code
+# The **total variation distance** between two distributions is half the sum of their absolute
+# differences: 0 when equal, 1 when disjoint. Even exact samples sit at some distance from
+# $P_\theta$ (a histogram of 4,000 draws over 1,024 states is noisy); P_LM's samples sit much
+# further. Every method below starts from P_LM samples and tries to close that gap, or to correct
+# for it.
 #
-# $$p_\theta(x) = \frac{\exp(-E_\theta(x))}{Z(\theta)}, \qquad Z(\theta) = \sum_x \exp(-E_\theta(x)).$$
+# ## 2. A primer: six ways to get negatives
 #
-# On text the sum runs over $10^{35}$ sequences; here over 1,024, so `log_partition` is one `logsumexp` over
-# `states()`. Check it against a plain Python loop over every sequence written out by `itertools.product`:
-
-# %%
-with torch.no_grad():
-    log_z = float(model.log_partition())
-    every_sequence = itertools.product(range(V), repeat=T)
-    brute = math.log(math.fsum(math.exp(-float(model.energy(torch.tensor([x])))) for x in every_sequence))
-    total = float(model.log_prob(states).exp().sum())
-print(f"log Z = {log_z:.6f}; by a Python loop over all {V ** T} sequences: {brute:.6f}")
-print(f"sum of p_theta over all states: {total:.6f}")
-
-# %% [markdown]
-# ### Exercise 01.1
-# Write `log_partition(energies)`: $\log \sum_x e^{-E(x)}$ for a vector of energies. The checker includes
-# energies around $-1000$: $e^{1000}$ overflows a float, so compute it without ever forming it.
-
-# %%
-def log_partition(energies: torch.Tensor) -> torch.Tensor:
-    ...  # your code here
-
-
-check_log_partition(log_partition)
-
-# %% [markdown]
-# <details><summary>One solution</summary>
+# ### 2.1 Gibbs sampling
 #
-# Shift by the largest $-E$: $\log\sum_x e^{-E(x)} = m + \log\sum_x e^{-E(x) - m}$ with $m = \max_x(-E(x))$.
-# Every exponent is then $\le 0$. (`torch.logsumexp(-energies, 0)` does exactly this.)
-# </details>
-
-# %%
-def log_partition(energies: torch.Tensor) -> torch.Tensor:
-    m = (-energies).max()
-    return m + torch.log(torch.exp(-energies - m).sum())
-
-
-check_log_partition(log_partition)
-
-# %% [markdown]
-# ## 3. Eq. (3): the data term minus the model term
+# **Gibbs sampling** (a Markov chain Monte Carlo, **MCMC**, method: a random walk over states whose
+# long-run distribution is $P_\theta$) visits the positions in turn and redraws each symbol from
+# its conditional given all the others:
 #
-# Differentiate the mean log-likelihood of the data, $\mathbb{E}_{data}[-E_\theta(x)] - \log Z(\theta)$. The
-# first part gives $\mathbb{E}_{data}[\nabla_\theta(-E_\theta)]$. For the second,
-# $\nabla_\theta \log Z = \frac{1}{Z}\sum_x e^{-E_\theta(x)}\,\nabla_\theta(-E_\theta(x)) = \mathbb{E}_{p_\theta}[\nabla_\theta(-E_\theta(x))]$:
+# $$P_\theta(x_i = v \mid x_{\setminus i}) = \frac{e^{-E_\theta(x \text{ with } v \text{ at } i)}}
+#   {\sum_{u} e^{-E_\theta(x \text{ with } u \text{ at } i)}}.$$
 #
-# $$\nabla_\theta\, \mathbb{E}_{data}[\log p_\theta(x)] = \mathbb{E}_{data}[\nabla_\theta(-E_\theta(x))] - \mathbb{E}_{p_\theta}[\nabla_\theta(-E_\theta(x))].$$
+# $Z_\theta$ cancels: $V$ energies per position suffice. One pass over all positions is a
+# **sweep**. A redraw from the exact conditional leaves $P_\theta$ unchanged (if $x \sim P_\theta$
+# before, it still is after), so the chains approach $P_\theta$, however slowly.
 #
-# Gradient *descent* on the negative log-likelihood follows its negative, $\mathbb{E}_{data}[\nabla E] - \mathbb{E}_{p_\theta}[\nabla E]$:
-# lower the energy where the data are (the *positive phase*), raise it where the model puts its mass (the
-# *negative phase*, whose samples are the *negative samples*). `exact_grad` computes it with the model term
-# summed over every state. Autograd, differentiating $\log Z$ through `logsumexp`, must agree:
-
-# %%
-parameters = list(model.parameters())
-eq3 = model.exact_grad(data)
-autograd = torch.autograd.grad(-model.log_prob(data).mean(), parameters)
-print("eq. (3) and autograd agree to 1e-10:",
-      all(torch.allclose(a, b, rtol=0, atol=1e-10) for a, b in zip(eq3, autograd)))
-with torch.no_grad():
-    weights = model.distribution()
-data_term = torch.autograd.grad(model.energy(data).mean(), parameters)
-model_term = torch.autograd.grad((weights * model.energy(states)).sum(), parameters)
-
-
-def norm(grads):
-    return float(torch.cat([g.flatten() for g in grads]).norm())
-
-
-print(f"|data term| = {norm(data_term):.3f}, |model term| = {norm(model_term):.3f}, |difference| = {norm(eq3):.3f}")
-print(f"gradient of the offset c: {abs(float(eq3[-1])):.3f} (adding a constant to E changes no probability)")
-
-# %% [markdown]
-# The model term needed the probability of all 1,024 states. For text it is out of reach, and every
-# practical method replaces $\mathbb{E}_{p_\theta}[\nabla E]$ by an average over some *negative samples*.
-# The rest of this notebook asks how good each replacement is.
-#
-# ## 4. Five stand-ins for the model term
-#
-# Each estimator in `advebm_teach.toy.estimators` computes the data term exactly and the model term from $n$
-# samples, and returns its gradient and its **cost**: energy evaluations in the negative phase (one per
-# sequence per forward pass, one more for a backward pass). All start from P_LM samples, as the paper's
-# attack does.
-#
-# * **Gibbs sweeps** (MCMC): visit the positions in turn, redraw each symbol from its exact conditional
-#   $p_\theta(x_i = v \mid x_{-i}) \propto e^{-E(x \text{ with } v \text{ at } i)}$ ($V$ energies per position). The
-#   chains leave $p_\theta$ invariant, so they are *unbiased in the limit of many sweeps*; a short run
-#   remembers where it started.
-# * **Gibbs-with-Gradients** (GWG): propose one substitution $(i, v)$ with probability proportional to
-#   $e^{S[i,v]/2}$, where $S$ is the first-order score of notebook 04 (`first_order_scores`: one backward pass
-#   predicts the energy change of every substitution), then accept or reject with the Metropolis-Hastings
-#   ratio, which makes $p_\theta$ invariant however rough the prediction.
-# * **Self-normalised importance sampling** (SNIS): draw from P_LM and weight each sample by
-#   $w \propto e^{-E(x)}/q(x)$. Consistent when $q > 0$ wherever $p_\theta$ is, but it can only *reweight*
-#   what P_LM writes.
-# * **NCE / BCE**, the Residual-EBM baseline (Deng et al., 2019): train a classifier, data against P_LM
-#   samples, with logit $-E(x) - \log q(x)$, which is $-E_{res}(x)$ for the residual model
-#   $p \propto q\,e^{-E_{res}}$. At its optimum $e^{-E} = p_{data}$, but **its gradient is not the likelihood
-#   gradient**: it is the gradient of another objective.
-# * **Adversarial negatives** (the paper, section 2.2): attack P_LM samples toward low energy, the most
-#   salient position first, every symbol tried there (here with notebook 04's tabu fix), and use the
-#   results as negatives. **Biased**: the negatives sit in the energy's valleys, not where $p_\theta$ puts
-#   its mass.
-#
-# ### Exercise 01.2
-# Gibbs sampling needs one conditional. Write `gibbs_conditional(model, x, i)`: the probabilities
-# $p_\theta(x_i = v \mid \text{the other symbols of } x)$ for $v = 0..V-1$, for one sequence `x` of shape `(T,)`.
-# The checker compares with the enumerated joint distribution, restricted and renormalised.
+# ### Exercise 02.1
+# Write `gibbs_conditional(model, x, i)`: the probabilities
+# $P_\theta(x_i = v \mid \text{the other symbols of } x)$ for $v = 0, \dots, V-1$, for one sequence
+# `x` of shape `(T,)`. The checker compares with the enumerated joint distribution
+# `model.distribution()`, restricted to the $V$ states that differ from `x` only at `i`, and
+# renormalised.
 
 # %%
 def gibbs_conditional(model: ToyEBM, x: torch.Tensor, i: int) -> torch.Tensor:
-    ...  # your code here
+    """P_theta(x_i = v | x without i) for v = 0..V-1, shape (V,), for one sequence x (T,)."""
+    # your code here
+    raise NotImplementedError
 
 
-check_gibbs_conditional(gibbs_conditional, model)
+check_gibbs_conditional(gibbs_conditional, sharp)
 
 # %% [markdown]
-# <details><summary>One solution</summary>
+# <details><summary>Hint</summary>
 #
-# Write every symbol at position `i` into V copies of `x`; the conditional is the softmax of minus their
-# energies ($Z$ cancels, and so does everything that does not depend on $x_i$).
+# Build the V sequences that agree with x everywhere but at position i, one for each symbol; their
+# energies are all you need, since the partition function and every factor that does not depend
+# on the symbol at i cancel in the ratio.
 # </details>
+#
+# The library's `gibbs_sweeps` does the same for a batch of chains at once. From 4,000 P_LM
+# samples, how far are the chains from $P_\theta$ after a few sweeps?
 
 # %%
-def gibbs_conditional(model: ToyEBM, x: torch.Tensor, i: int) -> torch.Tensor:
-    variants = x.repeat(model.n_symbols, 1)
-    variants[:, i] = torch.arange(model.n_symbols)
+chains, done, generator = plm.sample(4000, seed=3), 0, torch.Generator().manual_seed(4)
+print(f"sweeps 0: distance to P_theta {distance(chains, p_sharp):.2f}")
+for sweeps in (1, 2, 5, 20):
+    chains, _ = gibbs_sweeps(sharp, chains, sweeps - done, generator)
+    done = sweeps
+    print(f"sweeps {sweeps}: distance to P_theta {distance(chains, p_sharp):.2f}")
+
+# %% [markdown]
+# One sweep removes most of P_LM's distance; after two to five the chains are as close to
+# $P_\theta$ as exact samples are, as far as 4,000 samples can tell. Section 4 measures what is
+# left on the gradient itself, which sees finer differences.
+#
+# ### 2.2 Metropolis–Hastings
+#
+# **Metropolis–Hastings** (MH) needs no conditional at all: propose a change $x \to x'$ from some
+# proposal $q(x' \mid x)$ and accept it with probability
+# $\min\big(1, \frac{P_\theta(x')\,q(x \mid x')}{P_\theta(x)\,q(x' \mid x)}\big)$, where
+# $P_\theta(x')/P_\theta(x) = e^{E_\theta(x) - E_\theta(x')}$ ($Z_\theta$ cancels again). This
+# acceptance rule is what keeps $P_\theta$ unchanged, whatever the proposal. The simplest proposal
+# writes a random symbol at a random position; it is symmetric, $q(x \mid x') = q(x' \mid x)$, so
+# the ratio is just $e^{E_\theta(x) - E_\theta(x')}$. One step, for a batch of chains:
+
+# %%
+def mh_step(model, x, generator):
+    """One Metropolis-Hastings step per row of x: a random symbol at a random position,
+    accepted with probability min(1, exp(E(x) - E(x')))."""
+    rows = torch.arange(len(x))
+    proposed = x.clone()
+    proposed[rows, torch.randint(0, T, (len(x),), generator=generator)] = torch.randint(
+        0, V, (len(x),), generator=generator)
     with torch.no_grad():
-        return torch.softmax(-model.energy(variants), dim=0)
+        log_ratio = model.energy(x) - model.energy(proposed)      # log P(x') / P(x)
+    accept = torch.rand(len(x), generator=generator, dtype=log_ratio.dtype).log() < log_ratio
+    return torch.where(accept[:, None], proposed, x), accept
 
 
-check_gibbs_conditional(gibbs_conditional, model)
-
-# %% [markdown]
-# ### Exercise 01.3
-# Write `importance_weights(energies, log_q)`: the self-normalised weights $w_k = \frac{e^{-E_k}/q_k}{\sum_j e^{-E_j}/q_j}$
-# of samples drawn from $q$. Again, $e^{-E}$ may overflow.
-
-# %%
-def importance_weights(energies: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    ...  # your code here
-
-
-check_importance_weights(importance_weights)
+chains, generator = plm.sample(4000, seed=3), torch.Generator().manual_seed(5)
+for step in range(1, 101):
+    chains, accept = mh_step(sharp, chains, generator)
+    if step in (1, 5, 20, 100):
+        print(f"MH steps {step:3d}: distance to P_theta {distance(chains, p_sharp):.2f}, "
+              f"accepted this step {float(accept.double().mean()):.2f}")
 
 # %% [markdown]
-# <details><summary>One solution</summary>
+# A random proposal is cheap (two energies per step) but blind: about half of its proposals are
+# rejected, and it needs 100 steps (200 energies per chain) to get as close as two Gibbs sweeps
+# (40 energies per chain: one sweep evaluates $V \cdot T = 20$).
 #
-# `torch.softmax(-energies - log_q, dim=0)`: a softmax of the log-weights, which shifts by their maximum.
-# </details>
+# ### 2.3 Gibbs-with-Gradients (GWG)
+#
+# **Gibbs-with-Gradients** (Grathwohl et al., 2021) is MH with a *smart* proposal: it proposes the
+# substitutions that would lower the energy most, estimated from one gradient. Think of the
+# one-hot vectors $h_i = \mathrm{onehot}(x_i)$ as the energy's input. Writing $v$ at position $i$
+# changes $h_i$ by $\mathrm{onehot}(v) - \mathrm{onehot}(x_i)$, so to first order (a Taylor
+# expansion in $h_i$)
+#
+# $$E_\theta(x \text{ with } v \text{ at } i) \approx E_\theta(x) - \big(g_i[v] - g_i[x_i]\big),
+#   \qquad g_i = \nabla_{h_i}\big(-E_\theta(x)\big).$$
+#
+# The **first-order score** $S[i, v] = g_i[v] - g_i[x_i]$ predicts the energy *decrease* of every
+# substitution at once, from one backward pass. In code:
 
 # %%
-def importance_weights(energies: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(-energies - log_q, dim=0)
-
-
-check_importance_weights(importance_weights)
-
-# %% [markdown]
-# GWG's proposal comes from `first_order_scores`, the same function notebook 04 used on the Transformer:
-# `ToyEBM` exposes the course's embedding seam (`embed` gives the one-hot vectors), so the score of
-# writing $v$ at position $i$ is $g_i[v] - g_i[x_i]$ with $g_i = \nabla_{\mathrm{onehot}_i}(-E)$. How well does
-# it predict the true energy decrease on P_LM samples, and how often does GWG accept?
-
-# %%
-x = plm_samples[:200]
-scores = first_order_scores(model, x)                       # (B, T, V): predicted decrease of E, v written at i
+x = plm.sample(200, seed=6)
+onehot = sharp.embed(x).requires_grad_(True)                       # h: (B, T, V)
+g = torch.autograd.grad(-sharp.energy_from_embeds(onehot).sum(), onehot)[0]   # (B, T, V)
+scores = g - g.gather(2, x[..., None])                             # S[b, i, v] = g_i[v] - g_i[x_i]
+print("the same as the library's first_order_scores:",
+      torch.allclose(scores, first_order_scores(sharp, x)))
 true_decrease = torch.empty_like(scores)
 with torch.no_grad():
     for i in range(T):
         for v in range(V):
             y = x.clone()
             y[:, i] = v
-            true_decrease[:, i, v] = model.energy(x) - model.energy(y)
-print(f"correlation of predicted and true energy decrease: "
-      f"{torch.corrcoef(torch.stack([scores.flatten(), true_decrease.flatten()]))[0, 1]:.3f}")
-_, _, acceptance = gwg_steps(model, x, steps=25, seed=3)
-print(f"GWG acceptance rate over 25 steps: {acceptance:.2f}")
+            true_decrease[:, i, v] = sharp.energy(x) - sharp.energy(y)
+pairs = torch.stack([scores.flatten(), true_decrease.flatten()])
+print(f"correlation of predicted and true energy decrease: {torch.corrcoef(pairs)[0, 1]:.2f}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+prediction_scatter(scores.flatten()[:2000].tolist(), true_decrease.flatten()[:2000].tolist(),
+                   title="First-order score against the true energy decrease",
+                   xaxis="predicted decrease S[i, v]", yaxis="true decrease E(x) - E(x')")
 
 # %% [markdown]
-# Now one gradient from each, at $n = 128$ samples, against the exact one:
+# Each dot is one substitution in one P_LM sample. The points follow the diagonal with a wide
+# scatter: the first-order score ranks substitutions well enough to propose them, not well enough
+# to trust (a ReLU network is not linear in its input). GWG proposes $(i, v)$, $v \ne x_i$, with
+# probability proportional to $e^{S[i, v]/2}$ and then accepts or rejects with the MH ratio
+# (which now includes $q(x \mid x')/q(x' \mid x)$, the proposal being asymmetric), so a wrong
+# prediction costs a rejection, never correctness. The library's `gwg_steps` does it:
+
+# %%
+for steps in (5, 25):
+    chains, _, acceptance = gwg_steps(sharp, plm.sample(4000, seed=3), steps, seed=7)
+    print(f"GWG steps {steps:2d}: distance to P_theta {distance(chains, p_sharp):.2f}, "
+          f"acceptance rate {acceptance:.2f}")
+
+# %% [markdown]
+# Its proposals go where the energy is predicted to fall, so each step does more: 5 GWG steps get
+# closer than 20 blind MH steps, and 25 reach the distance of exact samples, at one forward and one
+# backward pass per step.
+#
+# ### 2.4 Self-normalised importance sampling (SNIS)
+#
+# **Importance sampling** does not move samples; it *reweights* them. Draw $x_1, \dots, x_K$ from
+# the proposal $q$ (here P_LM) and give each the weight $e^{-E_\theta(x_k)}/q(x_k)$: then
+# $\frac{1}{K}\sum_k \frac{e^{-E_\theta(x_k)}}{q(x_k)} f(x_k)$ estimates
+# $Z_\theta\,\mathbb{E}_{P_\theta}[f]$. Dividing by the sum of the weights removes the unknown
+# $Z_\theta$: **self-normalised importance sampling** (SNIS),
+#
+# $$\mathbb{E}_{P_\theta}[f] \approx \sum_k w_k f(x_k), \qquad
+#   w_k = \frac{e^{-E_\theta(x_k)}/q(x_k)}{\sum_j e^{-E_\theta(x_j)}/q(x_j)}.$$
+#
+# It is consistent (right as $K \to \infty$) when $q > 0$ wherever $P_\theta > 0$, but biased at
+# finite $K$, and it can only reweight what $q$ writes. This is how the Residual EBM generates
+# text: draw from P_LM, weight by the energy, resample.
+#
+# ### Exercise 02.2
+# Write `importance_weights(energies, log_q)`: the self-normalised weights $w_k$ above, from the
+# energies $E_\theta(x_k)$ and the log-probabilities $\log q(x_k)$ of $K$ samples. Again, $e^{-E}$
+# may overflow.
+
+# %%
+def importance_weights(energies: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Self-normalised importance weights w_k, proportional to exp(-E_k) / q_k, summing to 1."""
+    # your code here
+    raise NotImplementedError
+
+
+check_importance_weights(importance_weights)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# Work with the log-weights, minus the energy minus the log-probability; normalising them is a
+# softmax, and a softmax can be computed after subtracting the largest log-weight.
+# </details>
+#
+# The library's `importance_sampling` estimator returns its negatives and weights. Use them to
+# estimate one expectation, the mass $P_\theta$ puts on the data's support, and compare with the
+# exact value:
+
+# %%
+print(f"exact: P_theta(data support) = {p_sharp[support].sum():.2f}")
+for K in (100, 1000, 10000):
+    snis = importance_sampling(sharp, data, plm, K, seed=8)
+    on_support = support[state_index(snis.negatives, V)].double()
+    effective = 1 / float((snis.weights ** 2).sum())
+    print(f"K = {K:5d}: SNIS estimate {float((snis.weights * on_support).sum()):.2f}, "
+          f"effective sample size {effective:.0f}")
+
+# %% [markdown]
+# The **effective sample size** $1/\sum_k w_k^2$ says how many equally weighted samples the
+# weighted ones are worth. Here it is a sixth of $K$ or less: P_LM writes many states that
+# $P_\theta$ gives little weight, so a few samples carry most of it, and even at $K = 10{,}000$ the
+# estimate is off in the second digit.
+#
+# ### 2.5 Noise-contrastive estimation (NCE) and the Residual EBM
+#
+# **Noise-contrastive estimation** (Gutmann & Hyvärinen, 2010) avoids $Z_\theta$ differently: it
+# trains a classifier to tell data (label 1) from samples of a known *noise* distribution, here
+# P_LM (label 0). The **Residual EBM** (Deng et al., 2020; Bakhtin et al., 2021) is this with the
+# model $P(x) \propto q(x)\,e^{-E_\theta(x)}$, an energy that corrects the language model, and the
+# classifier's logit $s(x) = -E_\theta(x) - \log q(x)$. The loss is the logistic loss (binary
+# cross-entropy, **BCE**) of that classifier:
+#
+# $$L_{NCE} = \mathbb{E}_{data}\big[-\log\sigma(s(x))\big]
+#   + \mathbb{E}_{q}\big[-\log(1 - \sigma(s(x)))\big]
+#   = \mathbb{E}_{data}[\mathrm{softplus}(-s)] + \mathbb{E}_{q}[\mathrm{softplus}(s)].$$
+#
+# In code, against the library's `nce_loss`:
+
+# %%
+noise = plm.sample(128, seed=9)
+logit_data = -sharp.energy(data) - plm.log_prob(data)               # s(x) on the data
+logit_noise = -sharp.energy(noise) - plm.log_prob(noise)            # s(x) on P_LM's samples
+loss = F.softplus(-logit_data).mean() + F.softplus(logit_noise).mean()
+library_loss = nce_loss(sharp, data, noise, plm)
+print(f"NCE loss by hand {float(loss.detach()):.4f}, "
+      f"by nce_loss {float(library_loss.detach()):.4f}")
+nce_grad = torch.autograd.grad(loss, list(sharp.parameters()))
+print(f"cosine of its gradient with the exact likelihood gradient: "
+      f"{cosine(nce_grad, sharp.exact_grad(data)):.2f}")
+
+# %% [markdown]
+# At the loss's optimum $e^{-E_\theta} \propto p_{data}$, so NCE learns the right model in the
+# limit; but **its gradient is not the likelihood gradient** (here it even points away from it): it
+# weighs each data point by $1 - \sigma(s)$ and each noise sample by $\sigma(s)$, how wrong the
+# classifier still is, and a state that neither the data nor P_LM produce gets no gradient at all.
+#
+# ### 2.6 Adversarial negatives: a tiny discrete attack
+#
+# The paper (section 2.2) gets its negatives by *attacking* P_LM's samples: editing them, one
+# symbol per step, toward lower energy, so that they land where the energy is wrongly low. One step
+# of the attack, for each sequence:
+#
+# 1. **the most salient position** $i^*$: the position whose one-hot input has the largest
+#    gradient, $i^* = \arg\max_i \lVert g_i \rVert_1$ with $g_i = \nabla_{h_i}(-E_\theta(x))$ as in
+#    GWG (the energy is most sensitive there);
+# 2. **every symbol tried** at $i^*$: $V$ energies, exact, no first-order guess;
+# 3. keep the one with the **lowest energy** (the current symbol included, so the energy never
+#    rises).
+#
+# In code, compared with the library's `DiscreteAttack` (which the course builds properly for the
+# addition task later on):
+
+# %%
+def attack_step(model, x):
+    """One step of the tiny attack: at the most salient position, the symbol of lowest energy."""
+    onehot = model.embed(x).requires_grad_(True)
+    g = torch.autograd.grad(-model.energy_from_embeds(onehot).sum(), onehot)[0]   # (B, T, V)
+    position = g.abs().sum(dim=2).argmax(dim=1)                    # i*: (B,)
+    rows = torch.arange(len(x))
+    energies = []
+    for v in range(V):                                             # every symbol at i*
+        y = x.clone()
+        y[rows, position] = v
+        with torch.no_grad():
+            energies.append(model.energy(y))
+    y = x.clone()
+    y[rows, position] = torch.stack(energies, dim=1).argmin(dim=1)
+    return y
+
+
+x = plm.sample(1000, seed=10)
+library = DiscreteAttack(sharp, sharp.sequences, steps=1).attack(x).final
+print("one step by hand equals the library's:", torch.equal(attack_step(sharp, x), library))
+
+# %% [markdown]
+# Repeated for $S$ steps this is greedy, and it stalls: when the best symbol at $i^*$ is the one
+# already there, nothing changes, and the next step picks the same position again. The **tabu**
+# rule fixes that: a position where the attack found nothing better is skipped, for that sequence,
+# until another edit changes the sequence. Five steps with tabu (`DiscreteAttack(...,
+# tabu=True)`) on a few P_LM samples:
+
+# %%
+trace = DiscreteAttack(sharp, sharp.sequences, steps=5, tabu=True).attack(x)
+with torch.no_grad():
+    before, after = sharp.energy(x), sharp.energy(trace.final)
+for k in range(5):
+    print(f"{show(x[k])} (E = {float(before[k]):5.2f})  ->  {show(trace.final[k])} "
+          f"(E = {float(after[k]):5.2f})")
+print(f"on a data walk: {float(support[state_index(x, V)].double().mean()):.2f} of the P_LM "
+      f"samples, {float(support[state_index(trace.final, V)].double().mean()):.2f} after 5 steps")
+
+# %% [markdown]
+# The attack carries P_LM's samples into the energy's valleys. As negatives, they raise the energy
+# exactly where the model is most wrong, or most right: the attack does not know which. That is
+# their **bias**: they sit where the energy is low, not where $P_\theta$ puts its mass.
+#
+# ## 3. One gradient from each
+#
+# Each estimator in `advebm_teach.toy.estimators` computes the data term exactly and the model term
+# from $n$ negatives that start as P_LM samples, and returns the gradient and its **cost**: energy
+# evaluations in the negative phase (one per sequence per forward pass, one more for a backward
+# pass). One gradient from each, at $n = 128$, at the untrained model:
 
 # %%
 n = 128
@@ -316,49 +438,49 @@ estimators = {
     "adversarial (5 steps)": lambda m, d, n, s: adversarial(m, d, plm, n, s, steps=5),
 }
 reference = exact(model, data)
-print(f"{'exact':22s} cosine 1.000  relative error 0.000  cost {reference.cost:6d}")
+print(f"{'exact':22s} cosine 1.00  relative error 0.00  cost {reference.cost:6d}")
 for name, estimator in estimators.items():
     estimate = estimator(model, data, n, 0)
-    print(f"{name:22s} cosine {cosine(estimate.grads, reference.grads):.3f}  "
-          f"relative error {relative_error(estimate.grads, reference.grads):.3f}  cost {estimate.cost:6d}")
+    print(f"{name:22s} cosine {cosine(estimate.grads, reference.grads):4.2f}  "
+          f"relative error {relative_error(estimate.grads, reference.grads):4.2f}  "
+          f"cost {estimate.cost:6d}")
 
 # %% [markdown]
-# On 1,024 states the exact sum is *cheaper* than a Gibbs estimate; on $10^{35}$ sequences it is not. One
-# estimate says little, though: is an error noise that more samples would average away, or bias that
-# stays? The next section separates the two.
+# The **cosine** is 1 when the estimate points the way the exact gradient does; the **relative
+# error** is $\lVert \hat g - g \rVert / \lVert g \rVert$. On 1,024 states the exact sum is
+# *cheaper* than a Gibbs estimate; on $10^{35}$ sequences it is not. One estimate says little,
+# though: is its error noise that more samples would average away, or bias that stays?
 #
-# ## 5. Bias and variance against the exact gradient
+# ## 4. Bias and variance against the exact gradient
 #
-# For each estimator and sample count $n$, several independent estimates (different seeds) are compared
-# with the exact gradient $g$: the mean **cosine**, the root-mean-square **relative error**
-# $\|\hat g - g\| / \|g\|$, and its two parts, **bias** $\|\mathbb{E}\hat g - g\|/\|g\|$ and **spread** (the standard
-# deviation), with $\text{error}^2 = \text{bias}^2 + \text{spread}^2$ (measured over $R$ seeds, the bias column also
-# carries about $\text{spread}/\sqrt{R}$ of noise). First at the untrained model:
+# For each estimator and sample count $n$, 12 independent estimates (different seeds) are compared
+# with the exact gradient $g$: the mean cosine, the root-mean-square relative error, and its two
+# parts, **bias** $\lVert \mathbb{E}\hat g - g\rVert/\lVert g\rVert$ and **spread** (the standard
+# deviation, relative to $\lVert g\rVert$), with $\text{error}^2 = \text{bias}^2 +
+# \text{spread}^2$. (Over 12 seeds, the bias column also carries about $\text{spread}/\sqrt{12}$ of
+# noise.) First at the untrained model:
 
 # %%
-sample_counts = pick([16, 64, 128, 256, 1024, 4096], [16, 128, 1024])
-repeats = pick(16, 8)
+sample_counts = pick([16, 64, 256, 1024], [16, 256])
+repeats = pick(12, 4)
 at_start = error_table(model, data, estimators, sample_counts, repeats)
 
 
 def print_table(rows, counts):
-    print(f"{'estimator':22s} {'n':>5s} {'cosine':>7s} {'rel. error':>10s} {'bias':>6s} {'spread':>6s} {'cost':>8s}")
+    print(f"{'estimator':22s} {'n':>5s} {'cosine':>7s} {'rel. error':>10s} {'bias':>6s} "
+          f"{'spread':>6s} {'cost':>7s}")
     for row in rows:
         if row["n"] in counts:
-            print(f"{row['estimator']:22s} {row['n']:5d} {row['cosine']:7.3f} {row['relative_error']:10.3f} "
-                  f"{row['bias']:6.3f} {row['spread']:6.3f} {row['cost']:8.0f}")
-
-
-print_table(at_start, (128, 1024))
+            print(f"{row['estimator']:22s} {row['n']:5d} {row['cosine']:7.2f} "
+                  f"{row['relative_error']:10.2f} {row['bias']:6.2f} {row['spread']:6.2f} "
+                  f"{row['cost']:7.0f}")
 
 
 def by_estimator(rows, key):
     return {name: [row[key] for row in rows if row["estimator"] == name] for name in estimators}
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-curves_against(sample_counts, by_estimator(at_start, "cosine"), log_x=True,
-               title="Cosine with the exact gradient (untrained model)", xaxis="samples n", yaxis="mean cosine")
+
+print_table(at_start, (sample_counts[1], sample_counts[-1]))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -367,87 +489,93 @@ curves_against(sample_counts, by_estimator(at_start, "relative_error"), log_x=Tr
                yaxis="RMS ||estimate - exact|| / ||exact||")
 
 # %% [markdown]
-# Read the bias column. Gibbs and GWG: the error is mostly spread, and it shrinks like $1/\sqrt{n}$;
-# their cosine approaches 1. Importance sampling is consistent too, but the untrained model is spread over
-# all 1,024 states while P_LM writes few of them, so a handful of samples carry all the weight: its spread,
-# and its bias (self-normalising is biased at finite $n$), stay large at these $n$. NCE and the adversarial
-# negatives stop improving: their error is *bias*, which no number of samples removes. NCE estimates a
-# different gradient altogether.
+# Lines that keep falling as $n$ grows are estimators whose error is mostly spread; flat lines are
+# bias. Gibbs and GWG fall like $1/\sqrt{n}$. Importance sampling is consistent too, but the
+# untrained model is spread over all 1,024 states while P_LM writes few of them, so a handful of
+# samples carry all the weight and its error stays large at these $n$. NCE and the adversarial
+# negatives stop improving: their error is bias, which no number of samples removes.
 #
-# The picture changes as the model learns. After 30 steps of exact training its mass sits on the walks,
-# which are separated by improbable states, and chains that start at P_LM samples no longer mix in a few sweeps:
+# The picture changes as the model learns. At the sharper model (30 exact steps) the data term and
+# the model term nearly cancel, so the exact gradient is much shorter, and the same small errors in
+# the negatives weigh more:
 
 # %%
-after_30, _ = train(model, data, lambda m, d, n, s: exact(m, d), n=0, steps=30, lr=0.02, target=p_data)
-after_30_table = error_table(after_30, data, estimators, sample_counts, repeats)
-print_table(after_30_table, (128, 1024))
+print(f"|exact gradient|: untrained {float(flat(reference.grads).norm()):.2f}, "
+      f"sharp {float(flat(sharp.exact_grad(data)).norm()):.2f}")
+at_sharp = error_table(sharp, data, estimators, sample_counts, repeats)
+print_table(at_sharp, (sample_counts[1], sample_counts[-1]))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-curves_against(sample_counts, by_estimator(after_30_table, "cosine"), log_x=True,
-               title="Cosine with the exact gradient (after 30 exact steps)", xaxis="samples n", yaxis="mean cosine")
+curves_against(sample_counts, by_estimator(at_sharp, "cosine"), log_x=True,
+               title="Cosine with the exact gradient (after 30 exact steps)",
+               xaxis="samples n", yaxis="mean cosine")
 
 # %% [markdown]
-# Now the short-run chains carry bias too: a chain that starts at a P_LM sample ends near the walk it
-# started next to, so the negatives follow P_LM's choice of walks rather than the model's. "Unbiased in the
-# limit" is a statement about long runs; what training can afford are short ones.
+# Now the short-run chains carry bias too (about 0.6 of the gradient's length), and their cosine
+# stays well below 1. After 5 sweeps a chain still keeps a trace of the P_LM sample it started
+# from: too faint for section 2.1's distance to see, not too faint for a gradient that is the
+# difference of two nearly equal terms. "Unbiased in the limit" is a statement about long runs;
+# training can afford short ones.
 #
-# ## 6. Training with each estimator, side by side
+# ## 5. Training with each estimator, side by side
 #
-# Adam, the same learning rate, the same 256 data sequences and seeds; only the model term differs.
-# After every step we compute what only a toy allows: the exact mean log-likelihood of the training data
-# and the exact $\mathrm{KL}(p_{data} \,\|\, p_\theta)$.
+# Adam, learning rate $\alpha = 0.02$, the same 256 data sequences and seeds, $n = 128$ negatives
+# per step; only the model term differs. After every step we compute what only a toy allows: the
+# exact mean log-likelihood of the training data and the exact $\mathrm{KL}(P_{data} \,\|\,
+# P_\theta)$.
 
 # %%
-steps = pick(300, 100)
+steps = pick(150, 30)
 runs = {"exact": lambda m, d, n, s: exact(m, d), **estimators}
 trained, histories = {}, {}
 for name, estimator in runs.items():
-    trained[name], histories[name] = train(model, data, estimator, n=n, steps=steps, lr=0.02, target=p_data)
+    trained[name], histories[name] = train(model, data, estimator, n=n, steps=steps, lr=0.02,
+                                           target=p_data)
     last = histories[name][-1]
-    print(f"{name:22s} after {steps} steps: log-likelihood {last['log_likelihood']:7.3f}, KL {last['kl']:.3f}, "
-          f"cost {last['cost']:9d}")
+    print(f"{name:22s} after {steps} steps: log-likelihood {last['log_likelihood']:5.1f}, "
+          f"KL {last['kl']:.2f} nats")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 curves_by_step({name: [row["kl"] for row in history] for name, history in histories.items()},
-               title="KL(p_data || p_theta) during training", yaxis="KL (nats)")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-curves_by_step({name: [row["log_likelihood"] for row in history] for name, history in histories.items()},
-               title="Mean log-likelihood of the training data", yaxis="log p_theta (nats)")
+               title="KL(P_data || P_theta) during training", yaxis="KL (nats)")
 
 # %% [markdown]
-# The exact gradient descends smoothly. The MCMC estimators follow it at first and then wobble: their
-# short-run bias grows as the model sharpens. Importance sampling and NCE learn more slowly. The adversarial
-# negatives barely move the likelihood at all. So what *did* Algorithm 1 learn? Look at where the
-# attack takes P_LM's samples under each trained energy: the fraction that lands on a data walk (the
-# analogue of the paper's correctness) next to the mass that $p_\theta$ itself puts there.
+# Each line is one estimator's training run. The exact gradient descends fastest and stays down.
+# Gibbs and GWG follow it for the first 50 steps and then wobble: as the model sharpens, their
+# short-run bias grows (section 4), and the KL goes up and down with it. Importance sampling and
+# NCE learn more slowly. The adversarial negatives barely move the KL at all. So what did the
+# adversarially trained energy learn? Look at where the attack takes P_LM's samples under each
+# trained energy: the fraction that lands on a data walk, next to the mass that $P_\theta$ itself
+# puts there.
 
 # %%
 starts = plm.sample(1000, seed=4)
-print(f"P_LM samples alone: {float(support[state_index(starts, V)].float().mean()):.3f} on a data walk")
+print(f"P_LM samples alone: {float(support[state_index(starts, V)].double().mean()):.2f} "
+      f"on a data walk")
 for name, energy_model in trained.items():
-    attacked = DiscreteAttack(energy_model, energy_model.sequences, 5, tabu=True).attack(starts).final
+    attacked = DiscreteAttack(energy_model, energy_model.sequences, 5, tabu=True).attack(starts)
     with torch.no_grad():
         mass = float(energy_model.distribution()[support].sum())
-    print(f"{name:22s} p_theta's mass on the data walks {mass:.3f}; P_LM samples after 5 attack steps "
-          f"{float(support[state_index(attacked, V)].float().mean()):.3f}")
+    landed = float(support[state_index(attacked.final, V)].double().mean())
+    print(f"{name:22s} P_theta's mass on the data walks {mass:.2f}; "
+          f"P_LM samples after 5 attack steps {landed:.2f}")
 
 # %% [markdown]
-# The adversarially trained energy is a poor *density*: $p_\theta$ puts hardly more mass on the data walks than
-# the untrained model did. Yet its attack carries most of P_LM's samples onto them, better than the
-# NCE-trained energy does. Its gradient vanishes as soon as the attack's landing spots look like the data,
-# whatever the probabilities are, so it learns an energy to be *descended* from P_LM's samples, which is
-# how the paper generates. That is the bias, and also the point.
+# The adversarially trained energy is a poor *density*: $P_\theta$ puts little mass on the data
+# walks. Yet its attack carries most of P_LM's samples onto them. Its gradient vanishes as soon as
+# the attack's landing spots look like the data, whatever the probabilities are, so it learns an
+# energy to be *descended* from P_LM's samples, which is how the paper generates. That is the bias,
+# and also the point.
 #
-# ## 7. A spurious mode, planted and watched
+# ## 6. A spurious mode, planted and watched
 #
-# Take the exactly trained model and plant a **spurious mode**: one extra hidden unit that lowers the energy
-# of a single sequence, `00300`, until it holds half of the model's mass. It is not a data walk (0 to 3 is
-# no step), P_LM practically never writes it (it would need the two transitions the data never show), and
-# it is one symbol away from `00000`, the data's most likely walk.
+# Take the exactly trained model and plant a **spurious mode** (a state that is not data yet gets
+# high probability): one extra hidden unit that lowers the energy of a single sequence, `00300`,
+# until it holds half of the model's mass. It is not a data walk (0 to 3 is no step), P_LM
+# practically never writes it (it needs two transitions the data never show), and it is one symbol
+# away from `00000`, the data's most likely walk.
 
 # %%
 spurious = torch.tensor([[0, 0, 3, 0, 0]])
@@ -456,66 +584,105 @@ base = trained["exact"]
 with torch.no_grad():
     energies = base.energy(states)
     rest = torch.logsumexp(-torch.cat([energies[:index], energies[index + 1:]]), dim=0)
-depth = float(energies[index] + rest)                    # exp(-(E - depth)) = the rest of Z: half the mass
+depth = float(energies[index] + rest)       # exp(-(E - depth)) = the rest of Z: half the mass
 planted = base.with_spurious_mode(spurious[0], depth)
 with torch.no_grad():
-    print(f"q(00300) = {float(q[index]):.1e}; p_theta(00300) before planting {float(base.distribution()[index]):.1e}, "
-          f"after {float(planted.distribution()[index]):.3f}")
+    print(f"q(00300) = {float(plm.distribution()[index]):.1e}; P_theta(00300) before planting "
+          f"{float(base.distribution()[index]):.0e}, "
+          f"after {float(planted.distribution()[index]):.2f}")
 
 # %% [markdown]
-# Which estimators can *see* it? Count how much of each one's negative phase falls on `00300`, at the
-# planted model, with 1,024 samples (for the exact gradient: its weight $p_\theta$):
+# Which estimators can *see* it? Count how much of each one's negative phase falls on `00300` at
+# the planted model, with 1,024 samples (for the exact gradient: its weight $P_\theta$):
 
 # %%
 with torch.no_grad():
-    print(f"{'exact':22s} weight on 00300: {float(planted.distribution()[index]):.3f}")
+    print(f"{'exact':22s} weight on 00300: {float(planted.distribution()[index]):.2f}")
 for name, estimator in estimators.items():
     estimate = estimator(planted, data, 1024, 5)
     hits = state_index(estimate.negatives, V) == index
-    weights = estimate.weights if estimate.weights is not None else torch.full((1024,), 1 / 1024)
-    print(f"{name:22s} weight on 00300: {float(weights[hits].sum()):.3f}")
+    weights = (estimate.weights if estimate.weights is not None
+               else torch.full((1024,), 1 / 1024, dtype=torch.float64))
+    print(f"{name:22s} weight on 00300: {float(weights[hits].sum()):.2f}")
 
 # %% [markdown]
-# NCE's noise and the importance sampler's samples both come from P_LM, which never writes `00300`: for
-# them the mode does not exist. Gibbs and GWG walk into it from the neighbouring walks, and the attack
-# finds it by editing P_LM's samples one symbol at a time. Now train from the planted model and watch
-# the mass on `00300`:
+# NCE's noise and the importance sampler's samples both come from P_LM, which never writes `00300`:
+# for them the mode does not exist. Gibbs and GWG walk into it from the neighbouring walks, and the
+# attack finds it by editing P_LM's samples one symbol at a time. Now train from the planted model
+# and watch the mass on `00300`:
 
 # %%
-planted_steps = pick(100, 40)
+planted_steps = pick(60, 20)
 after_planting, watched = {}, {}
 for name, estimator in runs.items():
-    after_planting[name], watched[name] = train(planted, data, estimator, n=n, steps=planted_steps, lr=0.02,
-                                                target=p_data, watch=spurious)
-print(f"{'mass on 00300 at step':22s}" + "".join(f"{s:>7d}" for s in (0, 5, 10, planted_steps)))
+    after_planting[name], watched[name] = train(planted, data, estimator, n=n,
+                                                steps=planted_steps, lr=0.02, target=p_data,
+                                                watch=spurious)
+checkpoints = (0, 5, 10, planted_steps)
+print(f"{'mass on 00300 at step':22s}" + "".join(f"{s:>6d}" for s in checkpoints))
 for name, history in watched.items():
-    print(f"{name:22s}" + "".join(f"{history[s]['mass']:7.3f}" for s in (0, 5, 10, planted_steps)))
+    print(f"{name:22s}" + "".join(f"{history[s]['mass']:6.2f}" for s in checkpoints))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 curves_by_step({name: [row["mass"] for row in history] for name, history in watched.items()},
-               title="Probability of the planted spurious mode 00300 during training", yaxis="p_theta(00300)")
+               title="Probability of the planted spurious mode 00300 during training",
+               yaxis="P_theta(00300)")
 
 # %% [markdown]
-# The exact gradient, both MCMC estimators and the adversarial negatives remove the mode within a few
-# steps. NCE and importance sampling never touch it: the planted unit receives no gradient from them at
-# all. Its mass moves only because the rest of the energy moves, and it ends the run with more than it
-# started with. This is the blind spot of the Residual EBM. Its model is $p \propto q\,e^{-E_{res}}$, the
-# same family as here, and its generator, resampling P_LM's samples, never meets `00300` either. But any
-# use of the energy that *moves* samples toward low energy, MCMC or the paper's attack, falls straight
-# into it. The paper's remedy is to train on what the attack finds.
+# Each line is one estimator's training run from the planted model. The exact gradient, both MCMC
+# estimators and the adversarial negatives remove the mode within a few steps. NCE and importance
+# sampling never touch it: the planted unit receives no gradient from them at all, and its mass
+# moves only because the rest of the energy moves. This is the blind spot of the Residual EBM: its
+# generator, resampling P_LM's samples, never meets `00300` either, but any use of the energy that
+# *moves* samples toward low energy, MCMC or the paper's attack, falls straight into it. The
+# paper's remedy is to train on what the attack finds.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-state_heatmaps({f"{name}, trained from the planted model": after_planting[name].distribution().detach().tolist()
+state_heatmaps({f"{name}, trained from the planted model":
+                after_planting[name].distribution().detach().tolist()
                 for name in ("NCE (Residual EBM)", "adversarial (5 steps)")}, V, T, mark=[index],
                title="Where the mass ends up (circled: 00300)")
 
 # %% [markdown]
-# **Summary.** On an enumerable space the Gibbs distribution, its partition function and the likelihood
-# gradient are all exact: data term minus model term. Every practical estimator replaces the model term by
-# negative samples. MCMC (Gibbs, GWG) is unbiased only in the limit of long runs; importance sampling from
-# P_LM is consistent but can only reweight what P_LM writes; NCE, the Residual EBM's objective, follows a
-# different gradient; the paper's adversarial negatives are biased as a likelihood gradient, yet they are
-# the only proposal-based negatives that find a spurious mode P_LM never writes. Notebook 03 meets such
-# modes in a real residual EBM, and notebook 05 trains with the attack (Algorithm 1).
+# The circled cell is `00300`. Under the NCE-trained energy it is the brightest cell of the map,
+# with most of the mass; under the adversarially trained one its mass is gone (0.00 in the table
+# above), and the rest of that map is the washed-out density of section 5.
+
+# %% [markdown]
+# ## Summary
+#
+# - Gibbs sampling redraws one position at a time from its exact conditional ($V$ energies,
+#   $Z_\theta$ cancels); Metropolis–Hastings proposes a change and accepts it with
+#   $\min(1, e^{E(x) - E(x')} \cdot \text{proposal ratio})$; both leave $P_\theta$ unchanged, and
+#   both are unbiased only in the limit of long runs.
+# - Gibbs-with-Gradients proposes substitutions by their first-order score
+#   $g_i[v] - g_i[x_i]$, one backward pass for all of them, and corrects its mistakes with the MH
+#   ratio.
+# - Self-normalised importance sampling reweights P_LM's samples by $e^{-E}/q$: consistent, but it
+#   can only reweight what P_LM writes.
+# - NCE, the Residual EBM's objective, is a logistic loss of data against P_LM samples; its
+#   gradient is not the likelihood gradient.
+# - Adversarial negatives (most salient position, every symbol tried, tabu) are biased as a
+#   likelihood gradient, and the trained energy is a poor density, yet it is one to be descended
+#   from P_LM's samples; and with MCMC they are the only negatives here that find a spurious mode
+#   P_LM never writes.
+
+# %% [markdown]
+# ## References
+#
+# - Xuwang Yin (2023). *Learning Locally and Globally Optimized Sequence Structure via Adversarial
+#   Training*. Preprint (the paper this course reproduces; sections 2.1–2.2).
+# - Yuntian Deng, Anton Bakhtin, Myle Ott, Arthur Szlam, Marc'Aurelio Ranzato (2020). *Residual
+#   Energy-Based Models for Text Generation*. ICLR 2020, arXiv:2004.11714.
+# - Anton Bakhtin, Yuntian Deng, Sam Gross, Myle Ott, Marc'Aurelio Ranzato, Arthur Szlam (2021).
+#   *Residual Energy-Based Models for Text*. Journal of Machine Learning Research 22(40).
+# - Michael Gutmann, Aapo Hyvärinen (2010). *Noise-contrastive estimation: A new estimation
+#   principle for unnormalized statistical models*. AISTATS 2010.
+# - Will Grathwohl, Kevin Swersky, Milad Hashemi, David Duvenaud, Chris J. Maddison (2021). *Oops I
+#   Took A Gradient: Scalable Sampling for Discrete Distributions*. ICML 2021, arXiv:2102.04509.
+# - Javid Ebrahimi, Anyi Rao, Daniel Lowd, Dejing Dou (2018). *HotFlip: White-Box Adversarial
+#   Examples for Text Classification*. ACL 2018 (the first-order score of a substitution).
+# - Geoffrey E. Hinton (2002). *Training Products of Experts by Minimizing Contrastive Divergence*.
+#   Neural Computation 14(8), 1771–1800 (short-run MCMC negatives).

@@ -12,7 +12,7 @@ from .verdict import Verdict, verdict_of_tensors
 
 def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any],
                             model: Any) -> Verdict:
-    """Exercise 01.2: ``gibbs_conditional(model, x (T,), i) -> (V,)``,
+    """Exercise 02.1: ``gibbs_conditional(model, x (T,), i) -> (V,)``,
     p_theta(x_i = v | every other symbol of x).
 
     Reference: the enumerated joint ``model.distribution()``, restricted to the V states that agree
@@ -20,7 +20,7 @@ def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any],
     """
     import torch
 
-    from ..toy.ebm import ToyEBM, state_index
+    from ...toy.ebm import ToyEBM, state_index
 
     check_callable("gibbs_conditional", gibbs_conditional)
     if not isinstance(model, ToyEBM):
@@ -43,7 +43,7 @@ def check_gibbs_conditional(gibbs_conditional: Callable[[Any, Any, int], Any],
 
 
 def check_importance_weights(importance_weights: Callable[[Any, Any], Any]) -> Verdict:
-    """Exercise 01.3: ``importance_weights(energies (K,), log_q (K,)) -> (K,)``: w_k proportional
+    """Exercise 02.2: ``importance_weights(energies (K,), log_q (K,)) -> (K,)``: w_k proportional
     to exp(-E_k) / q_k, summing to 1.
 
     Reference: Python floats, shifted by the largest log-weight before exponentiating.
