@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: notebooks///ipynb,sources/notebooks///py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,20 +14,32 @@
 # ---
 
 # %% [markdown]
-# # 02 · Embedding perturbations: FGSM, FGM, PGD, FreeAT, YOPO, FreeLB, SMART, ALUM and the gradient penalty
+# # 04 · Paying less for the inner max, and virtual adversaries
 #
-# Adversarial training asks a model to be right not only on its data but on the worst input within a small
-# distance of it. For text, "a small distance" has no meaning in token space; it does in embedding space.
-# This notebook builds the embedding-space adversaries used to fine-tune language models, measures what
-# each costs, and asks whether they help an energy model against the sequences that fool it.
+# PGD finds strong perturbations, but a PGD-$K$ training step costs $K + 1$ forward and backward
+# passes where clean training costs one. This notebook reads the code of three ideas that pay
+# less for the inner maximisation (FreeAT, YOPO, FreeLB), and of two that change what is
+# maximised: SMART and ALUM perturb the embeddings to change the model's *prediction* most, which
+# needs no label. Each comes as a few lines that we check against the library's training step,
+# and we end with what each costs, measured.
 #
 # **Learning goals.** By the end you can
-# 1. write adversarial training as a min–max problem and say why text is perturbed at its embeddings;
-# 2. compute FGSM, FGM and PGD perturbations of a batch and keep PGD inside its ε-ball (L2 or L∞);
-# 3. show numerically that training on FGM's perturbation is training with a gradient penalty, to first order;
-# 4. explain how FreeAT, YOPO and FreeLB pay less for the inner maximisation, and read their measured cost;
-# 5. use SMART's and ALUM's virtual adversarial terms, and keep dropout from spoiling an ascent;
-# 6. judge, from a 5-seed experiment, what embedding-space adversarial training does for an energy model.
+# 1. explain how FreeAT reuses one backward pass for both $\theta$ and $\delta$, and what
+#    "stale" means for its perturbation;
+# 2. say where YOPO's saving comes from (the first layer's gradient) and why it vanishes here;
+# 3. write FreeLB's objective, the average of $K$ adversarial losses, from its random start;
+# 4. measure how locally linear the loss is, and write SMART's symmetric-KL smoothness term;
+# 5. say how ALUM differs from SMART and where it is used (pre-training as well as fine-tuning);
+# 6. read the measured cost of every strategy from the shipped benchmark.
+#
+# **Prerequisites.** Notebook 03: the min–max problem on embeddings, FGM, PGD and its
+# projection, and the training step $L(e) + L(e + \delta)$ with $\delta$ held fixed; the model we
+# attack (the BCE energy, `energy_bce`). Notebook 00 for the task and P_LM. PyTorch autograd;
+# the KL divergence of two distributions. Symbols as in the [notation](../docs/notation.md)
+# table: $\varepsilon$ the radius, $\eta$ the step of an ascent, $K$ the number of inner steps
+# (PGD's and FreeLB's ascent steps, FreeAT's replays, YOPO's full passes), $\lambda$ a
+# regulariser's weight, $B$ the batch size. A **pass** is one forward and one backward through
+# the network.
 
 # %%
 # Course setup: the same first cell in every notebook.
@@ -49,433 +61,431 @@ import math
 
 import torch
 
-from advebm_teach import TransformerEnergy, load_pretrained, make_task, sample_lm
-from advebm_teach.config import TrainConfig, pick
-from advebm_teach.perturb import (ascend, embedding_gradient, fgm, fgsm, gradient_penalty,
-                                  kl_divergence, pgd, symmetric_kl)
-from advebm_teach.perturb_steps import FGM, Clean
+from advebm_teach import load_pretrained, make_task, sample_lm
+from advebm_teach.perturb import (ascend, embedding_gradient, kl_divergence, pgd, random_in_ball,
+                                  symmetric_kl)
+from advebm_teach.perturb_steps import ALUM, SMART, YOPO, FreeAT
 from advebm_teach.trainer import classifier_objective
-from advebm_teach.teaching.exercises import check_fgm_perturbation, check_l2_projection
-from advebm_teach.teaching.plots import cost_bars, interval_dots, loglog_curves
-from advebm_teach.teaching.widgets import PerturbationExplorer
-from advebm_teach.experiments.bench import bench_perturb_cost
-from advebm_teach.experiments.perturb_study import METRICS, train_classifier
 from advebm_teach.experiments.shipping import load_result
+from advebm_teach.teaching.exercises.embedding import check_freelb_loss, check_symmetric_kl
+from advebm_teach.teaching.plots import cost_bars
 
 task = make_task("course")
 plm = load_pretrained("plm")
-
-# %% [markdown]
-# ## The model we attack
-#
-# The energy model of notebooks 03 and 05 is a Transformer pre-trained as a language model (notebook 00), read
-# out as a scalar: $E(x) = w \cdot \operatorname{mean}_t h_t + b$. The Residual-EBM baseline fine-tunes it as a
-# classifier of true sums against P_LM's samples, with logit $-E(x)$ for "data" and the logistic loss
-# $L = \operatorname{softplus}(E(x^+)) + \operatorname{softplus}(-E(x^-))$. The course ships that baseline
-# (`energy_bce`, trained by `advebm-teach reproduce`); we attack it.
-
-# %%
-energy_model = load_pretrained("energy_bce")
+energy_model = load_pretrained("energy_bce")  # notebook 03's model: the BCE energy
 test_data, test_negatives = task.sample(100, seed=2), sample_lm(plm, task, 100, seed=3)
-batch = classifier_objective(energy_model, test_data, test_negatives)  # 100 true sums, then 100 P_LM samples
+batch = classifier_objective(energy_model, test_data, test_negatives)  # 100 + 100 sequences
 embeds = batch.embed().detach()
-
-
-def accuracy(objective, embeds: torch.Tensor) -> float:
-    """(P(E < 0 | true sum) + P(E > 0 | P_LM sample)) / 2 for the 100 + 100 test sequences embedded as ``embeds``."""
-    with torch.no_grad():
-        energy = -objective.forward(embeds)
-    return 0.5 * ((energy[:100] < 0).float().mean() + (energy[100:] > 0).float().mean()).item()
-
-
-with torch.no_grad():
-    print(f"held-out loss {batch.loss_fn(embeds):.3f}, accuracy {accuracy(batch, embeds):.3f}")
-
-# %% [markdown]
-# ## 1. The min–max problem, and why text is perturbed at its embeddings
-#
-# Adversarial training (Madry et al.) minimises the loss at the worst point of a small ball around each input:
-#
-# $$\min_\theta \; \mathbb{E}_{(x, y)} \Big[ \max_{\|\delta\| \le \varepsilon} L(x + \delta, y; \theta) \Big].$$
-#
-# The inner max makes the input as bad as it can within the ball; the outer min trains on it. For an image, $x$
-# is a vector of pixel intensities and $x + \delta$ is another image. Text is a sequence of one-hot vectors:
-
-# %%
-one_hot = torch.eye(task.vocab_size)
-pairs = torch.cdist(one_hot, one_hot)[~torch.eye(task.vocab_size, dtype=torch.bool)]
-print(f"distance between two different one-hot tokens: min {pairs.min():.3f}, max {pairs.max():.3f}")
-table = energy_model.token_embedding.weight.detach()
-digits = torch.cdist(table[:10], table[:10])[~torch.eye(10, dtype=torch.bool)]
-print(f"distance between two digit embeddings: min {digits.min():.2f}, max {digits.max():.2f}; "
-      f"a digit embedding's norm {table[:10].norm(dim=1).mean():.2f}; a sequence's embeddings {embeds[0].norm():.2f}")
-
-# %% [markdown]
-# Every two tokens are $\sqrt 2$ apart: there is no input "close to" a sentence but a different sentence. The
-# embeddings $e_t = W_{x_t}$ are continuous, so Miyato et al. perturb them instead: $L(e + \delta)$ with
-# $\delta$ shaped like $e$, `(B, T, D)`, and a ball per sequence, $\|\delta_b\|_2 \le \varepsilon$ over all its
-# tokens. The course's models split at exactly that seam (`model.embed(tokens)`, then
-# `energy_from_embeds(embeds, tokens)`), so every adversary here takes `loss_fn(embeds) -> L` and returns
-# $\delta$; no embedding table is edited. The price: $e + \delta$ is no sentence at all. Map each perturbed
-# embedding back to its nearest token and see how much of the text even a large perturbation (norm 0.5, a third
-# of the sequence's own norm) changes:
-
-# %%
-delta = fgm(batch.loss_fn, embeds, 0.5)
-nearest = torch.cdist(embeds + delta, table.expand(len(embeds), -1, -1)).argmin(dim=-1)
-print(f"positions whose nearest token changed: {(nearest != batch.tokens).float().mean():.1%}")
-
-# %% [markdown]
-# (Almost) none: the perturbation moves the loss without writing another sentence. Embedding-space adversarial
-# training regularises the model around its data; it does not show it new texts. Section 7 asks whether that
-# helps against the *textual* adversaries of notebooks 03–05.
-#
-# ## 2. FGSM, FGM and PGD on one batch
-#
-# Linearise the loss around $e$, with $g = \nabla_e L$: the best step in the L∞ ball is FGSM's
-# $\delta = \varepsilon \operatorname{sign}(g)$ (Goodfellow et al.); in the L2 ball of each sequence, FGM's
-# $\delta_b = \varepsilon\, g_b / \|g_b\|_2$ (Miyato et al.). Both cost one forward and one backward pass.
-# PGD does not trust the linearisation: $K$ smaller steps, each projected back onto the ball,
-# $\delta_{k+1} = \Pi_\varepsilon(\delta_k + \alpha\, g_k / \|g_k\|)$, for $K$ passes. To compare them, FGSM gets
-# the cube whose corners lie at L2 distance $\varepsilon$ ($\varepsilon / \sqrt{TD}$ per entry):
-
-# %%
 eps = 0.05
-deltas = {"FGSM": fgsm(batch.loss_fn, embeds, eps / math.sqrt(embeds[0].numel())),
-          "FGM": fgm(batch.loss_fn, embeds, eps),
-          "PGD-10": pgd(batch.loss_fn, embeds, eps, alpha=eps / 4, steps=10)}
+
+
+def mini_batch(model, index: int):
+    """The classifier objective of ``model`` on mini-batch ``index``: 16 true sums, 16 P_LM
+    samples of the test set."""
+    rows = slice(16 * index, 16 * (index + 1))
+    return classifier_objective(model, test_data[rows], test_negatives[rows])
+
+
+def parameters_of(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def gradients_of(model) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                      for p in model.parameters()])
+
+# %% [markdown]
+# ## 1. FreeAT: one backward pass, two uses
+#
+# A pass's backward can give the gradient with respect to the parameters *and* with respect to
+# $\delta$ at no extra cost. FreeAT (Shafahi et al. 2019) uses both: it **replays** each
+# mini-batch $K$ times, and each replay is one pass at $e + \delta$ whose backward feeds an
+# optimizer step ($\theta$ descends) and an FGSM-like step on $\delta$ ($\delta$ ascends,
+# $\delta \leftarrow \Pi_\varepsilon(\delta + \varepsilon\, g / \|g\|)$). $\delta$ is not reset
+# between mini-batches. To keep the total cost of training that of clean training, FreeAT runs
+# $\lceil N / K \rceil$ epochs instead of $N$. The price: each $\delta$ was computed for the
+# parameters *before* the last update, so it is always one step **stale**. The loop over one
+# mini-batch, checked against the library's `FreeAT` step on two mini-batches:
+
+# %%
+def free_at_batch(objective, optimizer, delta: torch.Tensor, epsilon: float,
+                  replays: int) -> torch.Tensor:
+    """FreeAT on one mini-batch: K replays, each one pass at e + delta whose backward gives both
+    grad_theta (an optimizer step) and grad_delta (delta <- Pi_eps(delta + eps g/||g||)).
+    Returns delta, which the next mini-batch starts from."""
+    for _ in range(replays):
+        optimizer.zero_grad()
+        delta = delta.detach().requires_grad_(True)
+        objective.loss_fn(objective.embed() + delta).backward()  # one backward ...
+        optimizer.step()  # ... trains theta
+        delta = ascend(delta.detach(), delta.grad, epsilon, epsilon)  # ... and moves delta
+    return delta
+
+
+ours, theirs = copy.deepcopy(energy_model), copy.deepcopy(energy_model)
+ours_optimizer = torch.optim.SGD(ours.parameters(), lr=0.1)
+theirs_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1)
+library_step = FreeAT(eps, replays=3)
+delta = torch.zeros_like(mini_batch(ours, 0).embed().detach())
+for index in (0, 1):
+    delta = free_at_batch(mini_batch(ours, index), ours_optimizer, delta, eps, replays=3)
+    library_step.step(mini_batch(theirs, index), theirs_optimizer)
+print("same parameters as the library's FreeAT after two mini-batches:",
+      torch.allclose(parameters_of(ours), parameters_of(theirs), atol=1e-6))
+
+# %% [markdown]
+# ## 2. YOPO: only the first layer sees $\delta$
+#
+# YOPO (Zhang et al. 2019) starts from optimal control: Pontryagin's maximum principle treats a
+# network as a dynamical system, layer after layer, in which the perturbation enters **only the
+# first layer**, $x_0 = f_0(e + \delta)$. Let $p = \nabla_{x_0} L$ be the gradient at the first
+# layer's output (the *co-state*). If $p$ changes slowly with $\delta$, hold it fixed and update
+# $\delta$ $n$ times by ascending $p \cdot f_0(e + \delta)$, which needs only the first layer, not
+# the whole network. $K$ full passes then give $K \cdot n$ ascent steps, where PGD-$r$'s $r$ passes
+# give $r$; the paper finds YOPO-$K$-$n$ about as strong as PGD-$r$ once $K n$ is a little above
+# $r$ (the course's seed article, 002, summarises this). The $K$ full passes' parameter gradients
+# are averaged into one optimizer step. (FreeLB's authors note that the analysis assumes a twice
+# continuously differentiable loss, which ReLU networks are not.)
+#
+# Here the "first layer" is the sum $x_0 = e + \delta$ itself, linear in $\delta$: then
+# $\nabla_\delta (p \cdot x_0) = p$, and the $n$ cheap updates re-project steps along the same
+# $p$. They cost nothing, but they know nothing new either: YOPO's speed-up needs a first layer
+# with its own non-linearity. The library's simplified `YOPO`, re-written and checked:
+
+# %%
+def yopo_backward(objective, delta: torch.Tensor, epsilon: float, eta: float, full_passes: int,
+                  cheap_updates: int) -> None:
+    """YOPO-K-n: K full passes at e + delta, their parameter gradients averaged; after each,
+    n updates of delta along the co-state p = grad_{x0} L, held fixed (no model pass)."""
+    for _ in range(full_passes):
+        delta = delta.detach().requires_grad_(True)
+        (objective.loss_fn(objective.embed() + delta) / full_passes).backward()
+        costate = delta.grad  # p at x0 = e + delta
+        for _ in range(cheap_updates):
+            delta = ascend(delta.detach(), costate, eta, epsilon)
+
+
+ours, theirs = copy.deepcopy(energy_model), copy.deepcopy(energy_model)
+start = random_in_ball(embeds[:32], eps, "l2", torch.Generator().manual_seed(0))  # YOPO's delta_0
+yopo_backward(mini_batch(ours, 0), start, eps, eps / 4, full_passes=3, cheap_updates=3)
+YOPO(eps, eps / 4, 3, 3, generator=torch.Generator().manual_seed(0)).backward(
+    mini_batch(theirs, 0))
+print("same parameter gradient as the library's YOPO-3-3:",
+      torch.allclose(gradients_of(ours), gradients_of(theirs), atol=1e-6))
+
+# %% [markdown]
+# ## 3. FreeLB: every ascent step trains
+#
+# PGD throws away the parameter gradients of its first $K - 1$ passes and trains only on the
+# last perturbation. FreeLB (Zhu et al. 2020) keeps them all: $K$ ascent steps, each a full pass
+# whose parameter gradient is accumulated, then one optimizer step on their average,
+#
+# $$\min_\theta \frac1K \sum_{t=1}^{K} L(e + \delta_{t-1}), \qquad
+#   \delta_t = \Pi_\varepsilon\big(\delta_{t-1} + \eta\, g_t / \|g_t\|\big), \quad
+#   g_t = \nabla_\delta L(e + \delta_{t-1}),$$
+#
+# as if the batch were $K$ times larger, made of $e + \delta_0, \dots, e + \delta_{K-1}$.
+# Three details matter:
+#
+# * **The random start.** $\delta_0$ is not 0 but uniform noise, each entry drawn from
+#   $U(-\varepsilon, \varepsilon) / \sqrt{Td}$ (the library's reading of Zhu et al.'s
+#   initialisation), so the first pass already trains on a perturbed input.
+# * **The radius.** Every $\delta_t$ is projected back onto the ball of radius $\varepsilon$
+#   around $e$, as in PGD.
+# * **Dropout.** All $K$ passes must draw the same dropout mask (notebook 03, section 6); the
+#   library's `FreeLB` rewinds the random generators before each pass.
+#
+# How far from $e$ does the random start put a sequence? Each of the $Td$ entries has variance
+# $\varepsilon^2 / (3Td)$, so $\|\delta_{0,b}\|^2$ is close to $\varepsilon^2/3$:
+
+# %%
+delta_0 = (random_in_ball(embeds, eps, "linf", torch.Generator().manual_seed(0))
+           / math.sqrt(embeds[0].numel()))
+ratios = delta_0.flatten(1).norm(dim=1) / eps
+print(f"||delta_0,b|| / eps over {len(ratios)} sequences: from {ratios.min():.2f} to "
+      f"{ratios.max():.2f}; 1/sqrt(3) = {1 / math.sqrt(3):.2f}")
+
+# %% [markdown]
+# A start well inside the ball, at 58 % of its radius in a random direction: the ascent steps
+# then take $\delta$ towards the sphere.
+#
+# ### Exercise 04.1
+# Write `freelb_loss(loss_fn, embeds, delta0, epsilon, eta, steps)`: FreeLB's objective
+# $\frac1K \sum_{t=1}^K L(e + \delta_{t-1})$ from the given random start $\delta_0$, with $K$ =
+# `steps` projected ascent steps as above (use the library's `ascend(delta, g, eta, epsilon)`,
+# which is $\Pi_\varepsilon(\delta + \eta\, g / \|g\|)$). Backpropagating the value you return
+# must give FreeLB's averaged parameter gradient; `embeds` is still attached to the embedding
+# table. The checker compares the loss value and every parameter gradient with the library's
+# `FreeLB` step on a tiny Transformer energy.
+
+# %%
+def freelb_loss(loss_fn, embeds: torch.Tensor, delta0: torch.Tensor, epsilon: float,
+                eta: float, steps: int) -> torch.Tensor:
+    """(1/K) sum_t L(e + delta_{t-1}), delta_t = Pi_eps(delta_{t-1} + eta g_t / ||g_t||),
+    g_t = grad_delta L(e + delta_{t-1}) held fixed, K = steps."""
+    # your code here
+    raise NotImplementedError
+
+
+check_freelb_loss(freelb_loss)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# In each of the K passes make delta a fresh leaf that requires grad, compute the loss at
+# e + delta, and take its gradient with respect to delta only, keeping the graph, since the
+# same loss is backpropagated into the parameters later. Add each pass's loss, divided by K,
+# to a running total, then move delta with ascend.
+# </details>
+#
+# ## 4. How linear is the loss? SMART and ALUM's virtual adversaries
+#
+# FGM trusts the first-order expansion $L(e + \delta) \approx L(e) + g \cdot \delta$. Qin et al.
+# (2019) measure how far that trust is misplaced with the worst **linearity gap** in the ball,
+#
+# $$\gamma(\varepsilon) = \max_{\|\delta_b\| \le \varepsilon}
+#   \big|L(e + \delta) - L(e) - g \cdot \delta\big|,$$
+#
+# and propose to penalise it, so that the loss stays locally linear and a one-step adversary
+# stays a good one (the seed article 002 presents it beside SMART's smoothness term). PGD on the
+# gap itself finds it, from a random start: at $\delta = 0$ the gap is at its minimum, 0, and its
+# gradient $\nabla_e L(e) - g$ vanishes, so an ascent from there would never move.
+
+# %%
+gradient = embedding_gradient(batch.loss_fn, embeds)
 with torch.no_grad():
-    print(f"clean: loss {batch.loss_fn(embeds):.3f}, accuracy {accuracy(batch, embeds):.3f}")
-    for name, delta in deltas.items():
-        norms = delta.flatten(1).norm(dim=1)
-        print(f"{name:6s}: ||delta_b|| in [{norms.min():.3f}, {norms.max():.3f}], "
-              f"loss {batch.loss_fn(embeds + delta):.3f}, accuracy {accuracy(batch, embeds + delta):.3f}")
-groups = {"a": task.a_positions, "b": task.b_positions, "c": task.c_positions,
-          "format tokens": [t for t in range(task.seq_len) if not task.digit_slots[t]]}
-for name, delta in deltas.items():
-    squares = delta.pow(2).sum(dim=-1)  # ||delta_{b,t}||^2, (B, T)
-    print(f"{name:6s} puts its ||delta||^2 on " + ", ".join(
-        f"{group} {squares[:, list(positions)].sum() / squares.sum():.0%}" for group, positions in groups.items()))
+    clean_loss = batch.loss_fn(embeds)
+
+
+def linearity_gap(x: torch.Tensor) -> torch.Tensor:
+    """|L(x) - L(e) - g . (x - e)|, how far the loss is from its tangent plane at e."""
+    return (batch.loss_fn(x) - clean_loss - (gradient * (x - embeds)).sum()).abs()
+
+
+for radius in (0.01, 0.02, 0.05):
+    delta = pgd(linearity_gap, embeds, radius, alpha=radius / 4, steps=10, random_start=True,
+                generator=torch.Generator().manual_seed(0))
+    gap = linearity_gap(embeds + delta).detach()
+    print(f"eps = {radius:.2f}: gap {gap:.3g}, gap / eps^2 = {gap / radius ** 2:.2g}")
 
 # %% [markdown]
-# FGM's norm is exactly $\varepsilon$ for every sequence, PGD's never exceeds it, and within the same ball PGD
-# finds the larger loss. Explore: drag ε and PGD's steps. The top plot follows the loss along each
-# perturbation, $L(e + s\,\delta)$ for $s$ from 0 to 1; the heatmap shows where a method puts its budget,
-# $\|\delta_{b,t}\|$ per token (pick the method above it).
+# The gap grows like $\varepsilon^2$ (the ratio stays put), the signature of curvature. At the
+# training radius 0.05 it is larger than the whole first-order rise $\varepsilon \sum_b \|g_b\|$
+# (1.48 in notebook 03's table, on the same batch): which is why PGD found so much more than FGM
+# there.
+#
+# **Virtual adversaries.** SMART (Jiang et al. 2020) and ALUM (Liu et al. 2020) regularise a
+# different quantity: how much the model's *prediction* changes, not its loss. With $f(e)$ the
+# model's outputs (here the logits $-E(x)$) and $D$ a divergence between the distributions they
+# define,
+#
+# $$\min_\theta \; L(e) + \lambda \max_{\|\delta_b\| \le \varepsilon}
+#   D\big(f(e), f(e + \delta)\big),$$
+#
+# with $\lambda$ the regulariser's weight. No label appears in the second term: this is *virtual*
+# adversarial training (Miyato et al. 2017), usable on unlabelled text. The ascent cannot start
+# at $\delta = 0$: the divergence is at its minimum there, and its gradient vanishes. Both
+# methods start from tiny noise, $\sigma = 10^{-5}$ per entry:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-PerturbationExplorer.for_classifier(energy_model, task, test_data[:4], test_negatives[:4], epsilon=eps, steps=5)
-
-# %% [markdown]
-# FGSM spreads its budget evenly over every coordinate (its shares above are just the positions' counts: 5 a,
-# 5 b and 6 c digits and 4 format tokens out of 20). FGM and PGD follow the gradient: less on the answer digits
-# than their count would give them, more on `a`, `b` and the format tokens, which every position attends to.
-# Along FGM's direction the loss rises fastest at first (it is the steepest direction at $e$), then bends;
-# PGD's path ends higher, having found curvature the gradient at $e$ cannot see. Drag ε to 0.2: the gap grows.
-#
-# ### Exercise 02.1
-# Write `fgm_perturbation(gradient, epsilon)`: for a gradient of shape `(B, T, D)`, FGM's perturbation
-# $\varepsilon\, g_b / \|g_b\|_2$, each sequence normalised over all its tokens.
-
-# %%
-def fgm_perturbation(gradient: torch.Tensor, epsilon: float) -> torch.Tensor:
-    ...  # your code here
-
-
-check_fgm_perturbation(fgm_perturbation)
-
-# %% [markdown]
-# <details><summary>One solution</summary>
-#
-# `epsilon * gradient / gradient.flatten(1).norm(dim=1)[:, None, None]`
-# </details>
-
-# %%
-def fgm_perturbation(gradient: torch.Tensor, epsilon: float) -> torch.Tensor:
-    return epsilon * gradient / gradient.flatten(1).norm(dim=1)[:, None, None]
-
-
-check_fgm_perturbation(fgm_perturbation)
-
-# %% [markdown]
-# ### Exercise 02.2
-# PGD's projection: write `project_l2(delta, epsilon)`, which rescales each sequence's $\delta_b$ onto the
-# ball $\|\delta_b\|_2 \le \varepsilon$ when it lies outside and leaves it alone when it lies inside.
-
-# %%
-def project_l2(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
-    ...  # your code here
-
-
-check_l2_projection(project_l2)
-
-# %% [markdown]
-# <details><summary>One solution</summary>
-#
-# `delta * (epsilon / delta.flatten(1).norm(dim=1)).clamp(max=1.0)[:, None, None]`
-# </details>
-
-# %%
-def project_l2(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
-    return delta * (epsilon / delta.flatten(1).norm(dim=1)).clamp(max=1.0)[:, None, None]
-
-
-check_l2_projection(project_l2)
-
-# %% [markdown]
-# ## 3. FGM is a gradient penalty, to first order
-#
-# Train on $L(e + \delta)$ with $\delta$ held fixed at $\varepsilon g$, $g = \nabla_e L$ (the blog's unnormalised
-# FGM). Expanding, $L(e + \delta) \approx L(e) + g \cdot \delta$, so the parameter gradient is
-#
-# $$\nabla_\theta L + \varepsilon\, (\nabla_\theta g)^\top g = \nabla_\theta \Big(L + \tfrac{\varepsilon}{2}\|\nabla_e L\|^2\Big):$$
-#
-# adversarial training with a gradient step is training with a *gradient penalty* (and FGM's normalised
-# $\delta_b = \varepsilon g_b/\|g_b\|$ is the penalty $\varepsilon \sum_b \|g_b\|$). Check it: the two parameter
-# gradients' corrections to $\nabla_\theta L$ should agree up to a relative error that shrinks like ε.
-# The penalty needs a gradient of a gradient (`gradient_penalty` keeps the first backward's graph: double
-# backward). In float64, so that rounding does not hide the trend:
-
-# %%
-model64 = copy.deepcopy(energy_model).double()
-batch64 = classifier_objective(model64, test_data[:8], test_negatives[:8])
-
-
-def parameter_gradient(loss: torch.Tensor) -> torch.Tensor:
-    grads = torch.autograd.grad(loss, list(model64.parameters()), allow_unused=True, materialize_grads=True)
-    return torch.cat([g.flatten() for g in grads])  # (the LM head is unused by this energy: zero)
-
-
-def correction_error(delta: torch.Tensor, penalty) -> float:
-    """||adversarial - penalised|| / ||penalised - clean||, parameter gradients of L(e + delta) and L + penalty()."""
-    adversarial = parameter_gradient(batch64.loss_fn(batch64.embed() + delta))
-    penalised = parameter_gradient(batch64.loss_fn(batch64.embed()) + penalty())
-    return ((adversarial - penalised).norm() / (penalised - clean_gradient).norm()).item()
-
-
-def sum_of_gradient_norms() -> torch.Tensor:
-    """sum_b ||grad_{e_b} L||, differentiable (a double backward, as the gradient penalty)."""
-    e = batch64.embed()
-    (g,) = torch.autograd.grad(batch64.loss_fn(e), e, create_graph=True)
-    return g.flatten(1).norm(dim=1).sum()
-
-
-clean_gradient = parameter_gradient(batch64.loss_fn(batch64.embed()))
-epsilons = [10.0 ** -k for k in range(0, 7)]
-errors = {"delta = eps g  vs  L + eps/2 ||g||^2": [], "FGM, normalised  vs  L + eps sum_b ||g_b||": []}
-for eps_ in epsilons:
-    gradient = embedding_gradient(batch64.loss_fn, batch64.embed())
-    errors[list(errors)[0]].append(correction_error(
-        eps_ * gradient, lambda: eps_ / 2 * gradient_penalty(batch64.loss_fn, batch64.embed())))
-    errors[list(errors)[1]].append(correction_error(
-        fgm(batch64.loss_fn, batch64.embed(), eps_), lambda: eps_ * sum_of_gradient_norms()))
-for name, values in errors.items():
-    slope = math.log(values[-1] / values[-2]) / math.log(epsilons[-1] / epsilons[-2])
-    print(f"{name}: relative error {values[0]:.0e} at eps = 1, {values[-1]:.0e} at eps = 1e-6; "
-          f"it shrinks like eps^{slope:.1f}")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-loglog_curves(epsilons, errors, title="Adversarial vs gradient-penalty parameter gradient", xaxis="eps",
-              yaxis="relative error of the correction", slope=1)
-
-# %% [markdown]
-# Slope one on a log-log plot: the error is $O(\varepsilon)$ relative to a correction that is itself
-# $O(\varepsilon)$. For small ε the two trainings are the same; for large ε the adversary sees curvature the
-# penalty does not. (The unnormalised step $\varepsilon g$ is tiny here, since $g$ is the gradient of a batch
-# *mean*; its errors leave the linear regime only at ε near 1.)
-#
-# ## 4. Paying less for the inner max: FreeAT, YOPO, FreeLB
-#
-# A training step with PGD-K costs K + 1 forward and backward passes: K to find $\delta$, one to train on it.
-# Three ideas cut that cost, each a `Strategy` in `advebm_teach.perturb` that a training loop takes as one
-# argument (`train_classifier(..., strategy)`):
-#
-# * **FreeAT** (Shafahi et al.): replay each mini-batch m times. Each replay's single backward gives both
-#   $\nabla_\theta$ (an optimizer step) and $\nabla_\delta$ (an ascent step $\delta \leftarrow \Pi(\delta + \varepsilon\,\hat g)$);
-#   $\delta$ carries over to the next batch. Run $1/m$ of the epochs and the whole training costs what clean
-#   training costs; the price is that $\delta$ is always one parameter update stale.
-# * **YOPO** (Zhang et al.): only the first layer depends on $\delta$ directly. After a full pass, hold the
-#   gradient $p$ at the first layer's output fixed and take n cheap steps through the first layer only; m
-#   full passes then give m·n ascent steps. Here the "first layer" is the sum $e + \delta$, linear in $\delta$,
-#   so the cheap steps cost nothing but also know nothing new (they re-project steps along $p$): a documented
-#   simplification, and the reason YOPO's speed-up needs a non-linear first layer.
-# * **FreeLB** (Zhu et al.): K ascent steps whose parameter gradients are *averaged*, then one optimizer step:
-#   $\min_\theta \frac1K \sum_{t=1}^K L(e + \delta_{t-1})$. Every pass trains, so K passes buy a K-times larger
-#   virtual batch of adversarial examples instead of one.
-#
-# What each costs, measured by `advebm-teach bench perturb-cost`: one training step of every strategy timed
-# round-robin in one run (median), relative to a clean step, against its ideal pass count:
-
-# %%
-cost = load_result("perturb_cost")
-print(f"{cost['sequences']} sequences per batch, {cost['threads']} threads, median of {cost['repeats']} rounds "
-      f"({cost['command']})")
-for name, row in cost["strategies"].items():
-    print(f"  {name:37s} ratio {row['ratio']:5.2f}   ideal {row['ideal']}   ratio / ideal {row['ratio'] / row['ideal']:.2f}")
-print("the passes they are made of, relative to one forward + backward:")
-for name, ratio in cost["passes"].items():
-    print(f"  {name:36s} {ratio:.2f}")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-names = list(cost["strategies"])
-cost_bars(names, [cost["strategies"][n]["ratio"] for n in names], [cost["strategies"][n]["ideal"] for n in names])
-
-# %% [markdown]
-# The same measurement, live and small, on this machine (timings vary from run to run):
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-live = bench_perturb_cost(pairs=pick(100, 20), repeats=pick(10, 3))
-print({name: round(row["ratio"], 2) for name, row in live["strategies"].items()})
-
-# %% [markdown]
-# FGSM and both FGMs cost their two passes, FreeAT, YOPO and FreeLB their three. PGD-3 and SMART/ALUM come in
-# *under* their pass counts: their ascent passes only need $\nabla_\delta$, so the backward skips every weight
-# gradient (the "backward to the input" pass above costs about 0.7 of a full one). The gradient penalty is the
-# one strategy above its ideal: its first-order twin FGM pays two passes, but differentiating a gradient (the
-# double backward) costs more than a second pass through the network. Section 3's equivalence, read backwards,
-# is the cure: $\nabla_\theta L(e + c\,g) = \nabla_\theta\big(L + \tfrac{c}{2}\|g\|^2\big) + O(c^2)$, so one pass that
-# finds $g$ (backward to the input only) and one training pass at $e + c\,g$, with $c = \lambda N$, give the
-# penalty's gradient to first order: `GradientPenalty(weight, method="finite_difference")`, FGM with an
-# unnormalised step. It costs less than FGM's two passes, since its first backward stops at the input.
-#
-# ## 5. SMART and ALUM: virtual adversaries
-#
-# Neither needs a label. Both add a smoothness term, the divergence between the model's predictions at $e$
-# and at the worst nearby $e + \delta$:
-#
-# $$\min_\theta L(e) + \lambda \max_{\|\delta\| \le \varepsilon} D\big(f(e), f(e + \delta)\big),$$
-#
-# SMART (Jiang et al.) with the symmetric KL and K ascent steps, ALUM (Liu et al.) with the KL of virtual
-# adversarial training, one ascent step, switched on after some epochs of clean training. The ascent cannot
-# start at $\delta = 0$: the divergence is at its minimum there, and its gradient vanishes.
-
-# %%
-target = batch.forward(embeds).detach()
+target = batch.forward(embeds).detach()  # f(e), held fixed during the ascent
 at_zero = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds)
-start = 1e-5 * torch.randn(embeds.shape, generator=torch.Generator().manual_seed(0))  # SMART's and ALUM's sigma
-step = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds + start)
-moved = ascend(start, step, alpha=eps, epsilon=eps)
+noise = 1e-5 * torch.randn(embeds.shape, generator=torch.Generator().manual_seed(0))
+step = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds + noise)
+moved = ascend(noise, step, eps, eps)  # one ascent step of size eta = eps
 with torch.no_grad():
-    at_start = symmetric_kl(target, batch.forward(embeds + start))
+    at_noise = symmetric_kl(target, batch.forward(embeds + noise))
     after_step = batch.forward(embeds + moved)
-print(f"gradient of D at delta = 0: largest entry < 1e-6: {bool(at_zero.abs().max() < 1e-6)}")
+print(f"gradient of D at delta = 0: largest entry below 1e-6: {bool(at_zero.abs().max() < 1e-6)}")
 # float32 resolves a divergence this small only to its order of magnitude (it is rounding noise)
-print(f"random start, sigma = 1e-5: symmetric KL < 1e-6: {bool(at_start < 1e-6)}")
-print(f"after one ascent step, ||delta|| = eps: symmetric KL {symmetric_kl(target, after_step):.1f}, "
+print(f"random start, sigma = 1e-5: symmetric KL below 1e-6: {bool(at_noise < 1e-6)}")
+print(f"after one ascent step, ||delta_b|| = eps: "
+      f"symmetric KL {symmetric_kl(target, after_step):.1f}, "
       f"KL {kl_divergence(target, after_step):.1f}")
 
 # %% [markdown]
-# One step from a random start finds a direction that moves the prediction many orders of magnitude more than
-# the random start did: the virtual adversarial direction. `SMART` and `ALUM` train on it for K + 2 passes (K
-# ascent passes, then the clean and perturbed forwards with one backward through both).
+# One step from the noise finds a direction that moves the prediction many orders of magnitude
+# more than the noise did: the virtual adversarial direction.
 #
-# ## 6. The dropout caveat
+# SMART's divergence for a classifier is the **symmetric KL**. For a binary classifier with
+# logit $l$, the two-class distribution is $p = (1 - \sigma(l), \sigma(l))$ ($\sigma$ the
+# logistic function), and for each sequence $n$
 #
-# Every ascent step assumes the same network. With dropout on, each forward pass draws a new mask, so the
-# direction found under one mask is an attack on a *different* network. Load the same weights with dropout 0.1:
+# $$D_n = \mathrm{KL}(p_n \,\|\, q_n) + \mathrm{KL}(q_n \,\|\, p_n), \qquad
+#   \mathrm{KL}(p \,\|\, q) = \sum_{c} p_c \log \frac{p_c}{q_c},$$
+#
+# averaged over the batch.
+#
+# ### Exercise 04.2
+# Write `symmetric_kl_term(logits_p, logits_q)` for two tensors of binary logits of shape
+# `(N,)`: the batch mean of $D_n$ above. The checker compares it with a plain Python
+# computation, pair by pair.
 
 # %%
-dropped = TransformerEnergy(**{**energy_model.config, "dropout": 0.1})
-dropped.load_state_dict(energy_model.state_dict())
-dropped.train()
-noisy = classifier_objective(dropped, test_data, test_negatives)
+def symmetric_kl_term(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """mean_n KL(p_n || q_n) + KL(q_n || p_n), p_n = (1 - sigmoid(l_n), sigmoid(l_n))."""
+    # your code here
+    raise NotImplementedError
 
 
-def under_mask(seed: int, fn):
-    torch.manual_seed(seed)  # the dropout masks of the next forward pass
-    return fn()
-
-
-g_a = under_mask(0, lambda: embedding_gradient(noisy.loss_fn, embeds))
-g_a_again = under_mask(0, lambda: embedding_gradient(noisy.loss_fn, embeds))
-g_b = under_mask(1, lambda: embedding_gradient(noisy.loss_fn, embeds))
-cosine = torch.nn.functional.cosine_similarity
-print(f"cosine of the gradients: same mask {cosine(g_a.flatten(), g_a_again.flatten(), dim=0):.3f}, "
-      f"another mask {cosine(g_a.flatten(), g_b.flatten(), dim=0):.3f}")
-delta_a = eps * g_a / g_a.flatten(1).norm(dim=1)[:, None, None]  # FGM under mask A
-with torch.no_grad():
-    for seed, label in ((0, "the mask it was found under"), (1, "another mask")):
-        rise = (under_mask(seed, lambda: noisy.loss_fn(embeds + delta_a)) - under_mask(seed, lambda: noisy.loss_fn(embeds)))
-        print(f"FGM's delta raises the loss by {rise:.3f} under {label}")
+check_symmetric_kl(symmetric_kl_term)
 
 # %% [markdown]
-# Under another mask the perturbation is a weaker attack, and each of PGD's or FreeLB's K steps would chase a
-# different network. FreeLB's fix, which `FreeLB` implements: rewind the random generators before each of its K
-# passes, so that all of them draw the same mask (the tests check that its averaged gradient equals the mean of
-# K separate gradients under one mask). The course's energy model has no dropout (`dropout=0.0`), so the
-# experiment below is unaffected.
+# <details><summary>Hint</summary>
 #
-# ## 7. Does it help an energy model?
+# Both classes count: the term of class 0 uses 1 - sigmoid(l) = sigmoid(-l). The two KLs add up
+# to the sum over classes of (p_c - q_c)(log p_c - log q_c); logsigmoid gives the logarithms
+# without computing a sigmoid first.
+# </details>
 #
-# The experiment behind `advebm-teach bench perturb`, 5 seeds: per seed, train the BCE baseline (clean steps, as
-# above), then fine-tune a copy of it with every strategy for a few more epochs (`clean` continues without an
-# adversary: the control). Each energy is judged on held-out sequences: clean accuracy; accuracy under
-# embedding-space PGD (10 steps in the L2 ball of 0.05, the training ball); and what the discrete, token-space
-# attack of notebook 04 (tabu search) does to wrong P_LM samples: how often, and after how many steps, it finds a
-# *spurious mode*, a sequence that is not a correct sum yet has lower energy than the median true sum. A small
-# live version first (FGM against clean fine-tuning, one seed, a few steps):
+# **SMART and ALUM in a few lines.** SMART takes $K$ ascent steps on the symmetric KL, with
+# $f(e)$ held fixed, then trains on $L(e) + \lambda D$ with gradients through *both* sides. ALUM
+# uses the one-sided KL of virtual adversarial training, $\mathrm{KL}(f(e) \,\|\, f(e + \delta))$
+# with $f(e)$ held fixed, a single ascent step ($K = 1$), and a curriculum: plain training
+# first, the adversarial term switched on later (the library's `warmup_steps`). One function
+# covers both, checked against the library's `SMART` and `ALUM` steps:
 
 # %%
-small = pick(1000, 100)
-data, negatives = task.sample(small, seed=10), sample_lm(plm, task, small, seed=11)
-for strategy in (Clean(), FGM(eps)):
-    model = copy.deepcopy(energy_model)
-    train_classifier(model, data, negatives, strategy, TrainConfig(epochs=pick(4, 1), batch_size=100, lr=3e-4))
-    check = classifier_objective(model, test_data, test_negatives)
-    attacked = embeds + pgd(check.loss_fn, embeds, eps, alpha=eps / 4, steps=10)
-    print(f"{strategy.name:15s} clean accuracy {accuracy(check, embeds):.3f}, under PGD {accuracy(check, attacked):.3f}")
+def virtual_adversarial_loss(objective, epsilon: float, eta: float, weight: float, steps: int,
+                             symmetric: bool, generator: torch.Generator) -> torch.Tensor:
+    """L(e) + lambda D(f(e), f(e + delta)), delta from K ascent steps on D from N(0, sigma^2)
+    noise; D = symmetric KL (SMART) or KL with f(e) held fixed (ALUM)."""
+    embeds = objective.embed()
+    outputs = objective.forward(embeds)  # f(e)
+    target, point = outputs.detach(), embeds.detach()
+    divergence = symmetric_kl if symmetric else kl_divergence
+    delta = 1e-5 * torch.randn(point.shape, generator=generator)  # sigma = 1e-5
+    for _ in range(steps):  # ascent passes: backward to the input only
+        g = embedding_gradient(lambda x: divergence(target, objective.forward(x)), point + delta)
+        delta = ascend(delta, g, eta, epsilon)
+    perturbed = objective.forward(embeds + delta)
+    regulariser = (symmetric_kl(outputs, perturbed) if symmetric
+                   else kl_divergence(target, perturbed))
+    return objective.loss(outputs) + weight * regulariser
+
+
+for name, library, options in (
+        ("SMART, K = 2", SMART(eps, eps, weight=1.0, steps=2,
+                              generator=torch.Generator().manual_seed(0)),
+         dict(steps=2, symmetric=True)),
+        ("ALUM", ALUM(eps, eps, weight=1.0, generator=torch.Generator().manual_seed(0)),
+         dict(steps=1, symmetric=False))):
+    ours, theirs = copy.deepcopy(energy_model), copy.deepcopy(energy_model)
+    loss = virtual_adversarial_loss(mini_batch(ours, 0), eps, eps, 1.0,
+                                    generator=torch.Generator().manual_seed(0), **options)
+    loss.backward()
+    value = library.backward(mini_batch(theirs, 0))
+    print(f"{name}: same loss value and parameter gradient as the library: "
+          f"{bool(torch.isclose(loss.detach(), value, rtol=1e-5))}, "
+          f"{torch.allclose(gradients_of(ours), gradients_of(theirs), atol=1e-6)}")
 
 # %% [markdown]
-# And the stored experiment, 5 seeds, every strategy:
+# **ALUM in pre-training.** Liu et al. (2020; the seed digest 003) apply this term in *every*
+# stage of a language model's life: pre-training from scratch, continued pre-training of an
+# already trained model (RoBERTa), and task-specific fine-tuning. Their claim is that
+# adversarial **pre-training** improves both **generalisation** (accuracy on the standard
+# benchmarks) and **robustness** (on adversarial test sets such as ANLI and Adversarial SQuAD),
+# whereas earlier work often found that adversarial training buys robustness at the cost of
+# generalisation. Since the term needs no label, it applies to a language model's own outputs:
+# in this course it would perturb the embeddings of notebook 00's pre-training and compare the
+# next-token distributions at $e$ and $e + \delta$.
+#
+# ## 5. What each costs, measured
+#
+# `advebm-teach bench perturb-cost` times one training step of every strategy, round-robin in
+# one run on 200 sequences (median of 40 rounds), relative to a clean step; the perturbation
+# study (`advebm-teach bench perturb`) records how long each strategy's 4 fine-tuning epochs on
+# 1,000 pairs took (mean of 5 seeds; FreeAT-3 runs $\lceil 4/3 \rceil = 2$ epochs, each replaying
+# every mini-batch 3 times). Both are shipped with the course:
 
 # %%
-results = load_result("perturb")
-protocol = results["protocol"]
-print(f"{len(results['seeds'])} seeds, {results['wall_s'] / 60:.0f} min on {results['threads']} threads "
-      f"({results['command']}); {protocol['note']}")
-labels = {"clean_accuracy": "clean acc.", "pgd_accuracy": "PGD acc.", "spurious_found": "spurious found",
-          "steps_to_spurious": "steps to spurious"}
-print(f"{'strategy':37s}" + "".join(f"{labels[key]:>22s}" for key in METRICS))
-for name, row in results["summary"].items():
-    print(f"{name:37s}" + "".join(f"{row[key][0]:8.3f} [{row[key][1]:.3f},{row[key][2]:.3f}]" for key in METRICS))
+cost, study = load_result("perturb_cost"), load_result("perturb")
+shown = ["clean", "FGM", "PGD-3", "FreeAT-3", "YOPO-3-3", "FreeLB-3", "SMART", "ALUM",
+         "gradient penalty", "gradient penalty (finite difference)"]
+print(f"{'strategy':38s}{'passes':>7s}{'time a step':>13s}{'4 epochs':>10s}")
+for name in shown:
+    row, seconds = cost["strategies"][name], study["runs"][name]["train_seconds"]
+    print(f"{name:38s}{row['ideal']:7d}{row['ratio']:12.2f}x"
+          f"{sum(seconds) / len(seconds):9.1f}s")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-names = list(results["summary"])
-interval_dots(names, {labels[key]: tuple([results["summary"][n][key][i] for n in names] for i in range(3))
-                      for key in METRICS},
-              title="Embedding-space adversarial training of the BCE energy (mean, 95 % interval over seeds)")
+cost_bars(shown, [cost["strategies"][n]["ratio"] for n in shown],
+          [cost["strategies"][n]["ideal"] for n in shown])
 
 # %% [markdown]
-# Read the table row by row against `clean` (the same number of extra epochs without an adversary):
+# Each bar is a step's measured time, in clean steps, beside its ideal pass count: most
+# strategies cost their passes, PGD-3, SMART and ALUM a little less, the exact gradient penalty
+# more.
 #
-# * **Embedding-space robustness** rises: every strategy that attacks each sequence's embeddings (FGM, PGD,
-#   FreeAT, YOPO, FreeLB) roughly doubles the accuracy under PGD, and clean accuracy stays where clean
-#   training leaves it (the intervals overlap). The cheaper inner maximisations come close to PGD-3; FreeAT
-#   does it in less than half of PGD-3's training time (`runs[...]["train_seconds"]` in the JSON). SMART and
-#   ALUM, which only ask for smooth predictions, gain less; FGM on the *table*, one perturbation per token
-#   shared by the whole batch, barely more than clean training.
-# * **The gradient penalty** does not match FGM here, unlike in the blog's text classifiers: the squared norm is
-#   dominated by the few sequences whose input gradients are largest, and at the weight used
-#   (`PerturbStudyProtocol.penalty_weight`) it already costs clean accuracy (some seeds much: see its interval) without
-#   buying robustness. Its finite-difference form, at the same λ, behaves like the FGM it is: clean accuracy
-#   kept, a little robustness. The two agree to first order in λ (a test checks it on a small model), and here
-#   they do not: the steps $\lambda N g$ of the sequences with the largest gradients leave the region where
-#   the loss is linear, and the exact penalty's gradient is dominated by those sequences' curvature. First-order
-#   equivalences hold where the first order does.
-# * **Spurious modes stay.** After every strategy, the token-space attack still turns nearly every wrong P_LM
-#   sample into a wrong sequence the energy rates above the typical true sum, in about as many steps as
-#   before (the intervals overlap). Embedding-space adversaries explore a tiny ball around the *data*; the
-#   spurious modes are other token sequences, far away in that geometry (one digit swap moves an embedding
-#   by about its own norm). Adversarial training smooths the embedding space; it does not show the model the
-#   sequences that fool it. That is the job of the discrete attack inside training: Algorithm 1 (notebook 05).
+# * **FreeAT** pays three passes a step but runs a third of the epochs: its fine-tuning took
+#   3.1 s against PGD-3's 7.0 s, close to clean training's 2.1 s, for a perturbation refined on
+#   every replay.
+# * **YOPO** and **FreeLB** cost their three passes; here YOPO's cheap updates are free but add
+#   nothing (section 2), while FreeLB trains on every pass.
+# * **PGD-3, SMART and ALUM** come in *under* their pass counts: their ascent passes only need
+#   $\nabla_\delta$, so the backward skips every weight gradient (about 0.7 of a full pass, the
+#   benchmark finds).
+# * **The gradient penalty** $\frac{\lambda}{2}\|\nabla_e L\|^2$ (FGM's first-order twin from
+#   notebook 03) is the one strategy above its ideal: differentiating a gradient (a double
+#   backward) costs more than a second pass. Notebook 03's equivalence, read backwards, is the
+#   cure: $\nabla_\theta L(e + c\,g) = \nabla_\theta\big(L + \tfrac{c}{2}\|g\|^2\big) + O(c^2)$,
+#   so a pass that finds $g$ (backward to the input only) and one training pass at $e + c\,g$,
+#   with $c = \lambda B$ for a batch-mean loss over $B$ sequences, give the penalty's gradient to
+#   first order (`GradientPenalty(weight, method="finite_difference")`: FGM with an unnormalised
+#   step), for less than FGM's two passes.
 #
-# **Summary.** Text is perturbed at its embeddings, where small moves exist; FGSM, FGM and PGD approximate the
-# inner max with one or K gradient steps in a ball, and FGM is a gradient penalty to first order. FreeAT, YOPO
-# and FreeLB make the inner max cheaper (or make every pass train); SMART and ALUM regularise smoothness without
-# labels; dropout must be held fixed across an ascent. Notebooks 03–05 turn to the adversaries that write real
-# sequences.
+# Whether these cheaper or label-free adversaries make the energy model better at what it is for
+# is a question the course returns to once it has attacks that write real sequences.
+#
+# ### Questions
+# * **04.a** FreeAT's $\delta$ is always one optimizer step stale. When does that matter little,
+#   and when much?
+# * **04.b** Why can SMART's and ALUM's regulariser be used while pre-training a language model
+#   on raw text, where FGM's adversarial loss $L(e + \delta)$ would need something it does not
+#   have there? (Think about what $L$ needs and what $D$ needs.)
+
+# %% [markdown]
+# ## Summary
+#
+# * FreeAT replays each mini-batch $K$ times and uses every backward twice, for $\theta$ and for
+#   $\delta$; over $\lceil N/K \rceil$ epochs it costs about what clean training costs, with a
+#   stale $\delta$.
+# * YOPO freezes the gradient at the first layer's output (the co-state) and updates $\delta$
+#   through the first layer only: $K$ passes, $K n$ ascent steps, a saving that needs a
+#   non-linear first layer.
+# * FreeLB averages the parameter gradients of all $K$ ascent passes, from a random start inside
+#   the ball, under one dropout mask: a $K$-times larger virtual batch for PGD's price.
+# * The loss is far from linear at the training radius (the linearity gap grows like
+#   $\varepsilon^2$); SMART and ALUM penalise how much the prediction changes in the ball
+#   (symmetric KL; one-sided KL, one step, after a warm-up), which needs no label, so ALUM
+#   applies it in pre-training too.
+# * Measured: FreeAT's fine-tuning 3.1 s against PGD-3's 7.0 s; ascent-only passes cost about 0.7
+#   of a full pass; the exact gradient penalty costs more than its two passes, its finite
+#   difference less.
+
+# %% [markdown]
+# ## References
+#
+# * Shafahi, A., Najibi, M., Ghiasi, A., Xu, Z., Dickerson, J., Studer, C., Davis, L. S.,
+#   Taylor, G. & Goldstein, T. (2019). Adversarial Training for Free! NeurIPS 2019,
+#   arXiv:1904.12843.
+# * Zhang, D., Zhang, T., Lu, Y., Zhu, Z. & Dong, B. (2019). You Only Propagate Once:
+#   Accelerating Adversarial Training via Maximal Principle. NeurIPS 2019, arXiv:1905.00877.
+# * Zhu, C., Cheng, Y., Gan, Z., Sun, S., Goldstein, T. & Liu, J. (2020). FreeLB: Enhanced
+#   Adversarial Training for Natural Language Understanding. ICLR 2020, arXiv:1909.11764.
+# * Jiang, H., He, P., Chen, W., Liu, X., Gao, J. & Zhao, T. (2020). SMART: Robust and
+#   Efficient Fine-Tuning for Pre-trained Natural Language Models through Principled
+#   Regularized Optimization. ACL 2020, arXiv:1911.03437.
+# * Liu, X., Cheng, H., He, P., Chen, W., Wang, Y., Poon, H. & Gao, J. (2020). Adversarial
+#   Training for Large Neural Language Models. arXiv:2004.08994.
+# * Qin, C., Martens, J., Gowal, S., Krishnan, D., Dvijotham, K., Fawzi, A., De, S.,
+#   Stanforth, R. & Kohli, P. (2019). Adversarial Robustness through Local Linearization.
+#   NeurIPS 2019, arXiv:1907.02610.
+# * Miyato, T., Dai, A. M. & Goodfellow, I. (2017). Adversarial Training Methods for
+#   Semi-Supervised Text Classification. ICLR 2017, arXiv:1605.07725.
+# * Madry, A., Makelov, A., Schmidt, L., Tsipras, D. & Vladu, A. (2018). Towards Deep Learning
+#   Models Resistant to Adversarial Attacks. ICLR 2018, arXiv:1706.06083.
+# * The course's seed texts: 002, 一文搞懂NLP中的對抗訓練 (Understanding adversarial training
+#   in NLP; FGSM to SMART, with pseudo-code), 深度學習自然語言處理 (WeChat account), 2020; 003, a
+#   digest of Liu et al. 2020 (ALUM).
