@@ -14,19 +14,17 @@ Models are tiny (d_model 8) and shared, so the table runs in seconds.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import functools
+import importlib
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 import torch
 
 from advebm_teach import attack_reference, perturb, perturb_steps, saliency, sampling
-from advebm_teach.teaching.exercises import (algorithm1, discrete, ebm, embedding, estimators,
-                                             task as task_exercises)
 from advebm_teach.toy import ebm as toy
 from advebm_teach.toy import estimators
 from advebm_teach.attack import DiscreteAttack, attack_generate
@@ -735,13 +733,16 @@ table("widgets.PerturbationExplorer", [
 
 # ---------------------------------------------------------------------------- exercises, config
 #: every checker of every topic module, by name
-exercises = SimpleNamespace(**{name: getattr(module, name)
-                               for module in (algorithm1, discrete, ebm, embedding, estimators,
-                                              task_exercises)
-                               for name in dir(module)
-                               if name.startswith("check_") or name == "digits_of"})
+exercises = SimpleNamespace(**{
+    name: getattr(module, name)
+    for module in (importlib.import_module(f"advebm_teach.teaching.exercises.{topic}")
+                   for topic in ("algorithm1", "discrete", "ebm", "embedding", "estimators",
+                                 "spurious", "task"))
+    for name in dir(module) if name.startswith("check_") or name == "digits_of"})
 for name in ("answer_digits", "carries", "l1_saliency", "log_partition", "importance_weights",
-             "logistic_ebm_loss", "fgm_perturbation"):
+             "logistic_ebm_loss", "fgm_perturbation", "model_term", "fgm_training_loss",
+             "pgd_perturbation", "freelb_loss", "count_spurious", "pick_probability",
+             "correctness", "algorithm1_update"):
     table(f"exercises.check_{name}", [
         ("not a function", lambda n=name: getattr(exercises, f"check_{n}")(5), TE, name)])
 table("exercises", [

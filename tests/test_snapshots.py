@@ -22,19 +22,16 @@ from test_widgets import TASK, fake_trace
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
                                 reason="no Chromium here (CI installs it, so CI never skips)")
 Image = pytest.importorskip("PIL.Image")
+pytestmark = [pytestmark, pytest.mark.filterwarnings("ignore:The kopts argument is ignored")]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_chromium():
     """One browser for every picture of this module, as the build uses (else ~4 s each)."""
-    import warnings
-
     import kaleido
 
     kaleido.start_sync_server(silence_warnings=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The kopts argument is ignored")
-        yield
+    yield
     kaleido.stop_sync_server(silence_warnings=True)
 
 
