@@ -93,7 +93,8 @@ def find_notebooks() -> Path:
 
 
 def lab_command(extra: list[str]) -> list[str]:
-    """The JupyterLab command that opens notebook 00, rooted at the notebooks folder.
+    """The JupyterLab command that opens notebook 00, rooted at the course's folder (so that the
+    notebooks' links to ``docs/`` and ``solutions/`` open in JupyterLab too).
 
     JupyterLab refuses to run as root without ``--allow-root``; containers (Docker, some CI and
     cloud machines) run as root, so the flag is added there and only there.
@@ -105,7 +106,7 @@ def lab_command(extra: list[str]) -> list[str]:
         "jupyter",
         "lab",
         str(notebooks / "00_addition_task.ipynb"),
-        f"--ServerApp.root_dir={notebooks}",
+        f"--ServerApp.root_dir={notebooks.parent}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "lab",
         "open the course in JupyterLab (other options go to jupyter lab)",
-        "Start JupyterLab on the course's notebooks/ folder, with notebook 00 open. Every option "
+        "Start JupyterLab on the course's folder, with notebook 00 open. Every option "
         "this command does not know is passed on to `jupyter lab` (e.g. --no-browser, "
         "--port=8889); --allow-root is added only when run as root.",
         _lab,

@@ -1,6 +1,6 @@
-"""Test-wide settings: fast mode for the unit tests, full mode for every notebook kernel nbval
-starts (the stored outputs are the full course); the shipped files (weights, results) checked
-unchanged around every command a test runs and over the whole session."""
+"""Unit-test settings: fast mode (the repository's conftest.py lifts it again for every notebook
+kernel nbval starts); the shipped files (weights, results) checked unchanged around every command
+a test runs and over the whole session."""
 
 import hashlib
 import os
@@ -74,18 +74,3 @@ def pytest_sessionfinish(session, exitstatus):
     if changed:
         print(f"\nshipped files changed during the tests: {changed}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    """nbval starts a notebook's kernel while setting up its first cell; the kernel inherits this
-    process's environment, so fast mode is lifted meanwhile: notebooks run as students run them."""
-    if type(item).__name__ != "IPyNbCell":
-        yield
-        return
-    fast = os.environ.pop("ADVEBM_FAST", None)
-    try:
-        yield
-    finally:
-        if fast is not None:
-            os.environ["ADVEBM_FAST"] = fast

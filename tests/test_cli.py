@@ -61,7 +61,7 @@ def test_lab_opens_notebook_00_and_allows_root_only_for_root(monkeypatch):
 
 
 def test_lab_serves_the_course(tmp_path):
-    """`advebm-teach lab` really starts JupyterLab on the notebooks folder (here as whatever user runs the tests)."""
+    """`advebm-teach lab` really starts JupyterLab on the course (here as whatever user runs the tests)."""
     import json
     import os
     import signal
@@ -89,7 +89,12 @@ def test_lab_serves_the_course(tmp_path):
                 assert server.poll() is None, server.stdout.read().decode()
                 time.sleep(0.5)
         assert listing is not None, "JupyterLab did not answer within 60 s"
-        assert "00_addition_task.ipynb" in {item["name"] for item in listing["content"]}
+        assert {"notebooks", "docs", "solutions"} <= {item["name"] for item in listing["content"]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/notebooks",
+                                    timeout=5) as response:
+            names = {item["name"] for item in json.load(response)["content"]}
+        assert "00_addition_task.ipynb" in names
+        assert not [name for name in names if name.endswith(".py")], "each notebook shown once"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5) as response:
             assert response.status == 200
     finally:
