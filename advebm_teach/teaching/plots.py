@@ -161,7 +161,7 @@ def correctness_strip(labels: Sequence[str], correct: Sequence[bool],
         **{**_LAYOUT, "height": 170})
 
 
-# -------------------------------------------------------------- notebook 04's other figures
+# -------------------------------------------------------------- notebook 05's other figures
 def token_heatmap(labels: Sequence[str], symbols: Sequence[Sequence[str]],
                   values: Sequence[Sequence[float]], title: str, value_name: str,
                   colorscale: str = "Blues") -> go.Figure:
@@ -231,7 +231,7 @@ def prediction_scatter(predicted: Sequence[float], actual: Sequence[float],
                              **_LAYOUT)
 
 
-# ---------------------------------------------------------------------- notebook 01's figures
+# ------------------------------------------------------------------ notebooks 01 and 02's figures
 def state_heatmaps(distributions: Mapping[str, Sequence[float]], n_symbols: int, length: int,
                    title: str = "Every state", floor: float = 1e-6,
                    mark: Sequence[int] = ()) -> go.Figure:
@@ -346,7 +346,7 @@ def curves_with_intervals(x: Sequence[float],
                              xaxis_type="log" if log_x else "linear", **_LAYOUT)
 
 
-# ---------------------------------------------------------------------- notebook 02's figures
+# ------------------------------------------------------------- notebooks 03, 04 and 06's figures
 def perturbation_grid(labels: Sequence[str], symbols: Sequence[Sequence[str]],
                       norms: Sequence[Sequence[float]],
                       title: str = "Perturbation norm per token") -> go.Figure:

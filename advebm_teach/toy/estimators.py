@@ -237,10 +237,11 @@ def nce(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int,
 def adversarial(model: ToyEBM, data: torch.Tensor, proposal: BigramLM, n: int, seed: int,
                 steps: int = 5) -> GradientEstimate:
     """Model term from n proposal samples moved by the paper's attack (Algorithm 1, lines 5-17),
-    equal weights: ``attack.DiscreteAttack`` on the toy's sequences, with the tabu rule
-    (never edit a position twice) so that the search moves on instead of stalling. Its cost: per sequence and step,
-    a forward and a backward for the saliency (the forward also gives the current energy), and one
-    forward per other symbol evaluated (none when every position is tabu).
+    equal weights: ``attack.DiscreteAttack`` on the toy's sequences, with the tabu rule (a
+    position whose best symbol is already there is skipped until the sequence changes) so that
+    the search moves on instead of stalling. Its cost: per sequence and step, a forward and a
+    backward for the saliency (the forward also gives the current energy), and one forward per
+    other symbol evaluated (none when every position is tabu).
 
     **Biased**: the attack carries every sample to a nearby low-energy state, so the negatives
     over-represent the modes (spurious ones included, which is the point) and do not follow
