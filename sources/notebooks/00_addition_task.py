@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 00 · The addition task, P_LM and the energy model
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/00_addition_task.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/00_addition_task.ipynb) · or locally, `advebm-teach lab`
+#
 # The paper this course reproduces (Yin 2023, *Learning Locally and Globally Optimized Sequence
 # Structure via Adversarial Training*) asks how to make a text generator respect a rule that spans
 # the whole sequence. It tests its ideas on one synthetic task where the rule is exact and cheap to
@@ -48,7 +50,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

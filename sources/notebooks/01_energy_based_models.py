@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 01 · Energy-based models, exactly
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/01_energy_based_models.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/01_energy_based_models.ipynb) · or locally, `advebm-teach lab`
+#
 # An energy-based model (EBM) scores a whole sequence with one number, its energy $E_\theta(x)$,
 # and turns energies into probabilities. Learning it means lowering the energy of data and raising
 # it everywhere else (paper, section 2.1). "Everywhere else" is the hard part: on text it is a sum
@@ -49,7 +51,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

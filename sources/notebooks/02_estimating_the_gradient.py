@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 02 · Estimating the gradient
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/02_estimating_the_gradient.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/02_estimating_the_gradient.ipynb) · or locally, `advebm-teach lab`
+#
 # Notebook 01 computed the likelihood gradient of an energy-based model exactly: a data term minus
 # a model term, $\mathbb{E}_{data}[\nabla_\theta E_\theta] - \mathbb{E}_{P_\theta}[\nabla_\theta
 # E_\theta]$. The model term needs samples of $P_\theta$, which for text nobody can draw. This
@@ -54,7 +56,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 03 · Adversarial examples where gradients work: FGSM, FGM and PGD on embeddings
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/03_embedding_attacks.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/03_embedding_attacks.ipynb) · or locally, `advebm-teach lab`
+#
 # Adversarial training asks a model to be right not only on its data but on the worst input
 # within a small distance of it. For text, "a small distance" has no meaning in token space; it
 # does in embedding space, where the gradient tells us which way is worst. This notebook attacks
@@ -47,7 +49,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

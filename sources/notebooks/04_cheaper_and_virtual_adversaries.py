@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 04 · Paying less for the inner max, and virtual adversaries
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/04_cheaper_and_virtual_adversaries.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/04_cheaper_and_virtual_adversaries.ipynb) · or locally, `advebm-teach lab`
+#
 # PGD finds strong perturbations, but a PGD-$K$ training step costs $K + 1$ forward and backward
 # passes where clean training costs one. This notebook reads the code of three ideas that pay
 # less for the inner maximisation (FreeAT, YOPO, FreeLB), and of two that change what is
@@ -49,7 +51,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 05 · Discrete attacks: saliency, substitution and the iterative attack
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/05_discrete_attacks.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/05_discrete_attacks.ipynb) · or locally, `advebm-teach lab`
+#
 # Notebooks 03 and 04 attacked a model through its embeddings, where a small step along the
 # gradient is always possible. A sentence has no small steps: a token is either there or replaced.
 # Yet the paper (Yin 2023) makes both its training negatives and its generator with an attack on
@@ -57,7 +59,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

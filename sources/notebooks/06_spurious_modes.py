@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 06 · Spurious modes: the sequences that fool a residual energy
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/06_spurious_modes.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/06_spurious_modes.ipynb) · or locally, `advebm-teach lab`
+#
 # A **Residual EBM** (Deng et al., 2020; Bakhtin et al., 2021) corrects a language model with an
 # energy: $P_\theta(x) = P_{LM}(x)\,e^{-E_\theta(x)}/Z_\theta$. It is the paper's baseline. Its
 # energy is fine-tuned as a *classifier*: low energy on real sequences, high energy on samples
@@ -54,7 +56,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

@@ -16,6 +16,8 @@
 # %% [markdown]
 # # 07 · Algorithm 1: adversarial training of a sequence EBM, reproduced over 10 seeds
 #
+# Run it: [Colab](https://colab.research.google.com/github/advebm-teach/advebm-teach/blob/main/notebooks/07_algorithm1.ipynb) · [Binder](https://mybinder.org/v2/gh/advebm-teach/advebm-teach/main?urlpath=lab/tree/notebooks/07_algorithm1.ipynb) · or locally, `advebm-teach lab`
+#
 # Notebook 06 found the blind spot of the **Residual EBM** (Deng et al., 2020), the paper's
 # baseline: an energy fine-tuned as a classifier of data against $P_{LM}$ samples (binary
 # cross-entropy, **BCE**) has **spurious modes**, wrong sums it rates better than data, which the
@@ -57,7 +59,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 

@@ -27,7 +27,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach"], check=True)
+                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
 
 import advebm_teach
 
