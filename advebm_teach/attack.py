@@ -29,7 +29,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .checks import check_bool, check_choice, check_int, check_seed
+from .checks import check_bool, check_choice, check_int, check_seed, model_device
 from .models import evaluation_mode
 from .prefix_cache import energy_of_substitutions
 from .saliency import (embedding_table, energy_and_gradient, first_order_from_gradients,
@@ -87,9 +87,10 @@ class DiscreteAttack:
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
 
     def attack(self, tokens: torch.Tensor) -> AttackTrace:
-        """Run ``steps`` steps on ``tokens (B, T)`` (well-formed); the trace lives on the CPU."""
+        """Run ``steps`` steps on ``tokens (B, T)`` (well-formed, on any device: they are checked
+        where they are, then attacked on the model's device); the trace lives on the CPU."""
         tokens = self.task.check_sequences(tokens)
-        device = next(self.energy_model.parameters()).device
+        device = model_device(self.energy_model)
         batch_size = self.batch_size or (4096 if device.type == "cuda" else 256)
         with evaluation_mode(self.energy_model):
             return AttackTrace.concatenate([self._attack_batch(chunk.to(device))

@@ -61,6 +61,9 @@ def naive_attack(
     lower id), the current token keeping its known energy. ``tabu=True`` forbids a position whose
     step changed nothing until the sequence changes; with no position left the step is skipped
     (position -1).
+
+    The tokens are moved to the model's device; the trace lives on the CPU, as
+    ``DiscreteAttack``'s does.
     """
     positions = check_attack_options(energy_model, task, steps, positions, candidates,
                                      include_current, tabu)
@@ -70,11 +73,12 @@ def naive_attack(
     B, T = tokens.shape
     V = task.vocab_size
 
-    trace_tokens = torch.empty(steps + 1, B, T, dtype=torch.long, device=device)
-    trace_energy = torch.empty(steps + 1, B, dtype=dtype, device=device)
-    trace_position = torch.empty(steps, B, dtype=torch.long, device=device)
-    trace_saliency = torch.empty(steps, B, T, dtype=dtype, device=device)
-    trace_candidate_energy = torch.empty(steps, B, V, dtype=dtype, device=device)
+    # the trace, on the CPU
+    trace_tokens = torch.empty(steps + 1, B, T, dtype=torch.long)
+    trace_energy = torch.empty(steps + 1, B, dtype=dtype)
+    trace_position = torch.empty(steps, B, dtype=torch.long)
+    trace_saliency = torch.empty(steps, B, T, dtype=dtype)
+    trace_candidate_energy = torch.empty(steps, B, V, dtype=dtype)
 
     with evaluation_mode(energy_model):
         with torch.no_grad():

@@ -11,6 +11,7 @@ and the message always starts with the argument's name and says what was expecte
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+from torch import nn
 
 # Seeds lie in [0, 2**32): every generator (Python's, NumPy's, torch's) takes them as given.
 SEED_LIMIT = 2**32
@@ -147,6 +149,7 @@ def check_token_ids(name: str, tokens: Any, vocab_size: int | None, seq_len: int
     """``tokens`` if it is an integer tensor of ids in [0, ``vocab_size``), of length ``seq_len``.
 
     ``vocab_size=None`` checks only that no id is negative; ``dims=None`` allows any dimensions.
+    A tensor on torch's ``meta`` device has no values: only its dtype and shape are checked.
     """
     tokens = check_tensor(name, tokens, dims)
     if tokens.dtype not in _INTEGER_DTYPES:
@@ -155,7 +158,7 @@ def check_token_ids(name: str, tokens: Any, vocab_size: int | None, seq_len: int
     if seq_len is not None and (tokens.dim() == 0 or tokens.shape[-1] != seq_len):
         raise ValueError(f"{name} must have length seq_len={seq_len} in its last dimension, "
                          f"got shape {tuple(tokens.shape)}")
-    if tokens.numel():
+    if tokens.numel() and not tokens.is_meta:
         low, high = torch.stack(torch.aminmax(tokens)).tolist()  # one device sync
         if low < 0 or (vocab_size is not None and high >= vocab_size):
             allowed = f"in [0, {vocab_size})" if vocab_size is not None else ">= 0"
@@ -180,6 +183,24 @@ def check_model_fits(name: str, model: Any, vocab_size: int, seq_len: int | None
         raise ValueError(f"{name} was built for seq_len={config['seq_len']}, "
                          f"but the task has seq_len={seq_len}")
     return model
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model`` lives: the device of its first parameter (or buffer); the CPU if it has
+    neither. Every public function moves its tensor inputs there."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def check_same_device(**tensors: torch.Tensor) -> torch.device:
+    """The device all ``tensors`` (by their argument names) are on; a ValueError names each
+    tensor's device when they differ."""
+    devices = {name: tensor.device for name, tensor in tensors.items()}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{name} on {device}" for name, device in devices.items())
+        *first, last = devices
+        raise ValueError(f"{', '.join(first)} and {last} must be on one device, got {where}")
+    return next(iter(devices.values()))
 
 
 def model_config(model: Any) -> dict:

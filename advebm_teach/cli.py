@@ -7,6 +7,7 @@ package's shipped weights and results. Add --help after a command for its option
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -99,6 +100,9 @@ def lab_command(extra: list[str]) -> list[str]:
     JupyterLab refuses to run as root without ``--allow-root``; containers (Docker, some CI and
     cloud machines) run as root, so the flag is added there and only there.
     """
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise FileNotFoundError("JupyterLab is not installed: pip install -e \".[lab]\" (from the "
+                                "clone) installs it with jupytext")
     notebooks = find_notebooks()
     command = [
         sys.executable,
@@ -205,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
         "The paper's experiment (Algorithm 1 against the Residual-EBM baseline, and the "
         "improved family) over seeds 0..N-1 from the shipped pre-trained weights: results "
         "JSON, per-seed JSON and the paper's figures 1a, 1b and 2 as HTML, under "
-        "runs/reproduce/<config>. An interrupted run goes on after its last finished seed.",
+        "runs/reproduce/<config>. An interrupted run goes on after its last finished seed. "
+        "It runs on the best device found (CUDA, then MPS, then the CPU): --config course is "
+        "sized for 2 CPU cores, --config paper (10 digits, the paper's epochs) for one GPU.",
         _reproduce,
     )
     common(rep)
@@ -214,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_argument(check_int, low=1),
         help="number of seeds, >= 1 (seeds 0, 1, ..., N-1; default 10, 2 in fast mode)",
     )
-    rep.add_argument("--out", help="output folder (default: runs/reproduce/<config>)")
+    rep.add_argument(
+        "--out", help="output folder (default: runs/reproduce/<config>, -fast in fast mode)"
+    )
     rep.add_argument(
         "--ship",
         action="store_true",

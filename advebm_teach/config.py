@@ -3,7 +3,8 @@
 * Fast mode: ``ADVEBM_FAST=1`` (the test run sets it) shrinks data sizes and epoch counts so that
   notebooks run in seconds; it never skips a code path. The committed notebook outputs come
   from it.
-* Device: CUDA, then Apple's MPS, then the CPU.
+* Device: ``pick_device()`` names the best one (CUDA, then Apple's MPS, then the CPU). Nothing
+  moves a model there on its own: pass ``device=pick_device()`` to a trainer, or ``model.to(...)``.
 * Seeding: one call seeds Python, NumPy and torch.
 * The course configurations: ``course`` (sized for a 2-core CPU) and ``paper`` (the paper's
   Table 1).
@@ -39,7 +40,8 @@ def pick(full, fast):
 
 
 def pick_device() -> torch.device:
-    """The best available device: cuda > mps > cpu."""
+    """The best available device: cuda > mps > cpu (float64 work, the toy EBM's, stays on the
+    CPU: MPS has no float64)."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

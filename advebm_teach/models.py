@@ -8,6 +8,9 @@ ever edits an embedding table in place.
 * ``LSTMLanguageModel``: P_LM, the locally normalised model p(x) = prod_t p(x_t | x_<t).
 * ``TransformerEnergy``: E_theta(x), pre-trained as a language model (its LM head), then read out
   as a scalar energy. Low energy means data: p_theta(x) is proportional to exp(-E_theta(x)).
+
+Devices: every method moves its tensor inputs (tokens, embeddings, one-hot targets) to the model's
+device, that of its parameters, and answers there.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T-1)``: -log p(x_t | x_<t) for t = 1..T-1, from next-token logits ``(B, T, V)``."""
+    """``(B, T-1)``: -log p(x_t | x_<t) for t = 1..T-1, from next-token logits ``(B, T, V)``, on
+    the logits' device (``tokens`` are moved there)."""
     log_probs = F.log_softmax(logits[:, :-1], dim=-1,
                               dtype=torch.promote_types(logits.dtype, torch.float32))
-    return -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return -log_probs.gather(-1, tokens[:, 1:, None].to(logits.device)).squeeze(-1)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -55,7 +59,12 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class LanguageModelMixin:
-    """``forward(tokens)`` as ``forward_embeds(embed(tokens))``, shared by both models."""
+    """``forward(tokens)`` as ``forward_embeds(embed(tokens))``, and the move of inputs to the
+    model's device, shared by both models."""
+
+    def on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the model's device (that of its token embedding)."""
+        return tensor.to(self.token_embedding.weight.device)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``(B, T, V)``: ``logits[:, t]`` scores x_{t+1} given x_{<=t}."""
@@ -77,12 +86,13 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token embeddings ``(B, T, embed_dim)`` of ids ``(B, T)`` (or ``(T,)``)."""
-        return self.token_embedding(check_token_ids("tokens", tokens, self.config["vocab_size"]))
+        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"])
+        return self.token_embedding(self.on_device(tokens))
 
     def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``(B, T, V)`` from embeddings ``(B, T, embed_dim)``."""
         _check_embeds(embeds, self.config["embed_dim"])
-        hidden, _ = self.lstm(embeds)  # (B, T, hidden_dim)
+        hidden, _ = self.lstm(self.on_device(embeds))  # (B, T, hidden_dim)
         return self.lm_head(hidden)
 
     def next_token_logits(self, tokens: torch.Tensor, state=None):
@@ -91,7 +101,8 @@ class LSTMLanguageModel(LanguageModelMixin, nn.Module):
         ``logits`` score the next position. ``state`` is the LSTM's ``(h, c)`` after the tokens
         read so far (None at the start).
         """
-        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
+        tokens = self.on_device(check_token_ids("tokens", tokens, self.config["vocab_size"],
+                                                dims=(1,)))
         hidden, state = self.lstm(self.token_embedding(tokens[:, None]), state)  # (B, 1, H)
         return self.lm_head(hidden[:, -1]), state
 
@@ -252,12 +263,13 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token embeddings ``(B, T, d_model)`` (positions are added in ``forward_embeds``)."""
-        return self.token_embedding(check_token_ids("tokens", tokens, self.config["vocab_size"]))
+        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"])
+        return self.token_embedding(self.on_device(tokens))
 
     def hidden_states(self, embeds: torch.Tensor, causal: bool) -> torch.Tensor:
         """Final-layer states ``(B, T, d_model)``, T <= seq_len, of embeddings plus positions."""
         _check_embeds(embeds, self.config["d_model"], self.config["seq_len"], at_most=True)
-        return self.run_blocks(embeds, check_bool("causal", causal))[0]
+        return self.run_blocks(self.on_device(embeds), check_bool("causal", causal))[0]
 
     def run_blocks(self, embeds: torch.Tensor, causal: bool, past: list[KeysValues] | None = None,
                     start: int = 0) -> tuple[torch.Tensor, list[KeysValues]]:
@@ -281,7 +293,8 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         ``logits`` score the next position. ``state`` holds the position and every block's keys
         and values so far (None at the start).
         """
-        tokens = check_token_ids("tokens", tokens, self.config["vocab_size"], dims=(1,))
+        tokens = self.on_device(check_token_ids("tokens", tokens, self.config["vocab_size"],
+                                                dims=(1,)))
         start, past = state if state is not None else (0, None)
         if start >= self.config["seq_len"]:
             raise ValueError(f"tokens: the model reads at most seq_len={self.config['seq_len']} "
@@ -315,8 +328,9 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(embeds, tokens)`` if embeds are ``(B, seq_len, d_model)`` and tokens are ids
         ``(B, seq_len)`` or one-hot ``(B, seq_len, V)``, checked if given (``lm_nll`` needs
-        them)."""
-        _check_embeds(embeds, self.config["d_model"], self.config["seq_len"])
+        them); both returned on the model's device."""
+        embeds = self.on_device(_check_embeds(embeds, self.config["d_model"],
+                                              self.config["seq_len"]))
         if tokens is None:
             if self.head == "lm_nll":
                 raise ValueError("tokens must be given: head='lm_nll' needs the tokens, "
@@ -332,7 +346,7 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
             raise ValueError(f"tokens {tuple(tokens.shape)} do not match embeds "
                              f"{tuple(embeds.shape)}: expected ids {tuple(embeds.shape[:2])} "
                              f"or one-hot {(*embeds.shape[:2], vocab_size)}")
-        return embeds, tokens
+        return embeds, self.on_device(tokens)
 
     def _energy(self, embeds: torch.Tensor, tokens: torch.Tensor | None
                 ) -> tuple[torch.Tensor, list[KeysValues] | None, torch.Tensor | None]:
@@ -364,6 +378,7 @@ class TransformerEnergy(LanguageModelMixin, nn.Module):
         """E(x) ``(B,)`` for token ids ``(B, seq_len)``; low on data."""
         config = self.config
         tokens = check_token_ids("tokens", tokens, config["vocab_size"], config["seq_len"], (2,))
+        tokens = self.on_device(tokens)
         return self._energy(self.token_embedding(tokens), tokens)[0]
 
 

@@ -20,6 +20,9 @@ approximated by
 and ``gradient_penalty`` = ||grad_e L||^2, which training with delta = eps g matches to first
 order: grad_theta L(e + eps g) = grad_theta (L + eps/2 ||g||^2) + O(eps^2).
 
+Devices: a perturbation is made on the device of the embeddings it perturbs (random starts drawn
+from a CPU generator are moved there).
+
 """
 
 from __future__ import annotations
@@ -186,9 +189,11 @@ def embedding_matrix_fgm(loss_fn: LossFn, embeds: torch.Tensor, tokens: torch.Te
 
 def table_perturbation(gradient: torch.Tensor, tokens: torch.Tensor,
                        epsilon: float) -> torch.Tensor:
-    """(eps G / ||G||_F)[tokens]; G[v] sums ``gradient`` over token v's positions (= grad_W L)."""
+    """(eps G / ||G||_F)[tokens]; G[v] sums ``gradient`` over token v's positions (= grad_W L).
+
+    ``tokens`` are moved to the gradient's device, where the result is."""
     epsilon = check_positive("epsilon", epsilon)
-    check_token_ids("tokens", tokens, None, dims=None)
+    tokens = check_token_ids("tokens", tokens, None, dims=None).to(gradient.device)
     table = gradient.new_zeros(int(tokens.max()) + 1, gradient.shape[-1])  # G: (V', D)
     # G[v] += g at each position holding v: (B * T, D) summed into (V', D)
     table.index_add_(0, tokens.flatten(), gradient.reshape(-1, gradient.shape[-1]))

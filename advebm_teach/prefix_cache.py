@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int, check_token_ids
+from .checks import check_int, check_token_ids, model_device
 from .models import KeysValues, TransformerEnergy
 
 
@@ -43,7 +43,9 @@ class PrefixCache:
 def energy_and_cache(model: nn.Module, embeds: torch.Tensor, tokens: torch.Tensor
                      ) -> tuple[torch.Tensor, PrefixCache | None]:
     """E(x) as ``model.energy_from_embeds(embeds, tokens)``, and, for a causal Transformer energy,
-    a detached ``PrefixCache`` of the pass (None for any other model: nothing to re-use)."""
+    a detached ``PrefixCache`` of the pass (None for any other model: nothing to re-use), both on
+    the model's device (``tokens`` are moved there)."""
+    tokens = tokens.to(model_device(model))
     if not isinstance(model, TransformerEnergy) or model.head == "mean":
         return model.energy_from_embeds(embeds, tokens), None
     energy, keys_values, log_probs = model.energy_with_internals(embeds, tokens)
@@ -59,7 +61,8 @@ def energy_of_substitutions(model: TransformerEnergy, cache: PrefixCache, positi
     """``(B, K)``: E(x with ``candidates[b, k]`` at ``positions[b]``), for the x of ``cache``.
 
     Only positions >= p are recomputed; sequences are grouped by p and processed in chunks of about
-    ``max_tokens`` token positions.
+    ``max_tokens`` token positions. ``positions`` and ``candidates`` are moved to the model's
+    device, where the result is.
     """
     if not isinstance(model, TransformerEnergy) or model.head == "mean":
         raise ValueError("model must be a TransformerEnergy with a causal read-out ('eos' or "
@@ -74,6 +77,8 @@ def energy_of_substitutions(model: TransformerEnergy, cache: PrefixCache, positi
     if not len(positions) == len(candidates) == len(cache.tokens):
         raise ValueError(f"positions and candidates must have one row per cached sequence "
                          f"({len(cache.tokens)}), got {len(positions)} and {len(candidates)}")
+    device = model_device(model)
+    positions, candidates = positions.to(device), candidates.to(device)
     dtype = cache.keys_values[0][0].dtype
     out = torch.empty(candidates.shape, dtype=dtype, device=candidates.device)
     for p in positions.unique().tolist():

@@ -13,6 +13,9 @@ With e_i the embedding of token x_i and g_i = grad_{e_i}(-E(x)):
 
 One backward pass gives both. Everything acts on the models' embedding seam
 (``embed`` / ``energy_from_embeds``); nothing edits an embedding table.
+
+Devices: the tokens (and a mask) are moved to the energy model's device, and every result is
+returned there (on a GPU, saliencies and scores stay on the GPU: ``.cpu()`` them to print).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_choice, check_int, check_tensor, check_token_ids, model_config
+from .checks import (check_choice, check_int, check_tensor, check_token_ids, model_config,
+                     model_device)
 from .models import evaluation_mode
 from .prefix_cache import energy_and_cache
 
@@ -48,7 +52,10 @@ class EnergyGradients:
 
 def energy_and_gradient(energy_model: nn.Module, tokens: torch.Tensor, keep_cache: bool = False,
                         target_gradient: bool = False) -> EnergyGradients:
-    """E(x) and its gradients from one forward and one backward; parameters receive no gradient."""
+    """E(x) and its gradients from one forward and one backward; parameters receive no gradient.
+
+    Everything is on the model's device (``tokens`` are moved there)."""
+    tokens = tokens.to(model_device(energy_model))
     embeds = energy_model.embed(tokens).detach().requires_grad_(True)  # (B, T, D)
     targets = tokens
     if target_gradient:
@@ -95,7 +102,7 @@ def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Te
     """``(B, T)``: s_i = ||grad_{e_i}(-E(x))|| (paper eq. 4); ``-inf`` outside ``mask``.
 
     ``-inf``, so that argmax never picks such a position. Computed in eval mode; the model's
-    mode is restored.
+    mode is restored. On the model's device.
     """
     _check_tokens(energy_model, tokens)
     check_choice("norm", norm, ("l1", "l2"))
@@ -106,7 +113,9 @@ def token_saliency(energy_model: nn.Module, tokens: torch.Tensor, mask: torch.Te
 
 def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor,
                                tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T, V)`` first-order scores from one gradient pass (see the module docstring)."""
+    """``(B, T, V)`` first-order scores from one gradient pass (see the module docstring), on its
+    device (``tokens`` are moved there)."""
+    tokens = tokens.to(grads.gradient.device)
     # g_i . E_v - g_i . e_{x_i}: (B, T, D) @ (D, V) -> (B, T, V), minus (B, T, 1)
     scores = grads.gradient @ table.T - (grads.gradient * grads.embeds).sum(dim=-1, keepdim=True)
     if grads.target_gradient is not None:  # + t_i[v] - t_i[x_i]
@@ -116,8 +125,9 @@ def first_order_from_gradients(grads: EnergyGradients, table: torch.Tensor,
 
 
 def first_order_scores(energy_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for v at i."""
-    _check_tokens(energy_model, tokens)
+    """``(B, T, V)``: the first-order (HotFlip) estimate of the energy decrease for v at i, on the
+    model's device."""
+    tokens = _check_tokens(energy_model, tokens).to(model_device(energy_model))
     with evaluation_mode(energy_model):
         grads = energy_and_gradient(energy_model, tokens, target_gradient=True)
         table = embedding_table(energy_model, energy_model.config["vocab_size"],

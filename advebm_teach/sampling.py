@@ -3,6 +3,10 @@
 Constrained decoding forces the format tokens (``<bos>``, ``+``, ``=``, ``<eos>``) and lets only
 digits be drawn where digits go, so every sample is well formed; without it an LSTM trained on
 1,000 sequences writes 12-16 % malformed ones at 10 digits.
+
+Devices: the models run where they are (their inputs are moved there); every function here returns
+CPU tensors (samples drawn from a CPU generator, log-probabilities, energies), which the task reads
+on the CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import torch
 from torch import nn
 
 from .checks import (check_bool, check_finite, check_int, check_positive, check_seed, check_tensor,
-                     check_token_ids, model_config, seeded_generator)
+                     check_token_ids, model_config, model_device, seeded_generator)
 from .models import evaluation_mode
 from .task import AdditionTask, check_task
 
@@ -42,7 +46,7 @@ def sample_lm(
     check_bool("constrained", constrained)
     batch_size = check_int("batch_size", batch_size, 1)
     generator = seeded_generator(seed, generator)
-    device = next(lm.parameters()).device
+    device = model_device(lm)
     with evaluation_mode(lm):
         chunks = [
             _sample_chunk(lm, task, min(batch_size, n - start), generator, temperature,
@@ -74,9 +78,9 @@ def _sample_chunk(lm, task, n, generator, temperature, constrained, device) -> t
 @torch.no_grad()
 def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor,
                 batch_size: int = 2048) -> torch.Tensor:
-    """``(B,)``: log P_LM(x) as constrained ``sample_lm`` draws x, the sum over digit slots t of
-    log softmax over the digits of the logits of x_t given x_<t (format tokens are forced:
-    probability 1)."""
+    """``(B,)`` on the CPU: log P_LM(x) as constrained ``sample_lm`` draws x, the sum over digit
+    slots t of log softmax over the digits of the logits of x_t given x_<t (format tokens are
+    forced: probability 1). ``tokens`` may be on any device; they are scored on the model's."""
     check_task(task).check_model("lm", lm)
     batch_size = check_int("batch_size", batch_size, 1)
     tokens = task.check_tokens(tokens).long().view(-1, task.seq_len)
@@ -85,16 +89,18 @@ def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor,
         raise ValueError(f"tokens must be well formed (constrained sampling draws no others); "
                          f"rows {malformed[:10]} are not")
     # ids 0..9 are the digits
-    device, n_digit_ids = next(lm.parameters()).device, len(task.digit_ids)
+    device, n_digit_ids = model_device(lm), len(task.digit_ids)
+    slots = task.digit_slots[1:].to(device)
     parts = []
     with evaluation_mode(lm):
         for chunk in tokens.split(batch_size):
+            chunk = chunk.to(device)
             # log softmax over the digits only: (B, T-1, 10)
-            logits = lm(chunk.to(device))[:, :-1, :n_digit_ids].float()
-            log_probs = torch.log_softmax(logits, dim=-1).cpu()
+            logits = lm(chunk)[:, :-1, :n_digit_ids].float()
+            log_probs = torch.log_softmax(logits, dim=-1)
             targets = chunk[:, 1:, None].clamp(max=n_digit_ids - 1)  # format slots: dropped below
             drawn = log_probs.gather(-1, targets).squeeze(-1)  # (B, T-1)
-            parts.append(drawn[:, task.digit_slots[1:]].sum(dim=1))  # (B,)
+            parts.append(drawn[:, slots].sum(dim=1).cpu())  # (B,)
     return torch.cat(parts) if parts else torch.empty(0)
 
 
@@ -110,7 +116,7 @@ def energies_of(energy_model: nn.Module, tokens: torch.Tensor,
     batch_size = check_int("batch_size", batch_size, 1)
     if len(tokens) == 0:
         return torch.empty(0)
-    device = next(energy_model.parameters()).device
+    device = model_device(energy_model)
     with evaluation_mode(energy_model):
         return torch.cat([energy_model.energy(chunk.to(device)).cpu()
                           for chunk in tokens.split(batch_size)])

@@ -21,8 +21,8 @@ from typing import Literal, Sequence
 
 import torch
 
-from .checks import (check_bool, check_choice, check_int, check_model_fits, check_token_ids,
-                     seeded_generator)
+from .checks import (check_bool, check_choice, check_int, check_model_fits, check_same_device,
+                     check_token_ids, seeded_generator)
 
 BASE = 10  # decimal: the digits 0-9 are the token ids 0-9
 DIGITS = [str(d) for d in range(BASE)]
@@ -35,6 +35,12 @@ class AdditionTask:
 
     Digit tokens have the ids 0-9 (token id = digit value), then ``+``, ``=``, ``<bos>``,
     ``<eos>``.
+
+    Devices: the layout (``format_template``, ``digit_slots``) is kept on the CPU, and every
+    method that takes tokens answers on the tokens' device (the layout is moved there), so a batch
+    on a GPU is checked, scored and masked on the GPU; digits given to ``assemble`` or
+    ``add_digits`` on two devices are refused (a ValueError naming each one's). ``sample`` draws
+    on the CPU (from a CPU generator); ``digit_ids`` and ``writable_tokens`` are CPU tensors.
     """
 
     def __init__(self, n_digits: int = 10) -> None:
@@ -138,13 +144,15 @@ class AdditionTask:
         return self.assemble(a, b, self.add_digits(a, b))
 
     def assemble(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Sequences from the digits ``a, b (B, n)`` and ``c (B, n+1)``, most significant first."""
+        """Sequences from the digits ``a, b (B, n)`` and ``c (B, n+1)``, most significant first, on
+        their device."""
         a = check_token_ids("a", a, BASE, self.n_digits, dims=(2,))
         b = check_token_ids("b", b, BASE, self.n_digits, dims=(2,))
         c = check_token_ids("c", c, BASE, self.n_digits + 1, dims=(2,))
         if not len(a) == len(b) == len(c):
             raise ValueError(f"a, b and c must match in rows, got {len(a)}, {len(b)}, {len(c)}")
-        tokens = self.format_template.repeat(a.shape[0], 1)  # (B, T), digit slots still -1
+        device = check_same_device(a=a, b=b, c=c)
+        tokens = self.format_template.to(device).repeat(a.shape[0], 1)  # (B, T), digits still -1
         tokens[:, self.a_positions] = a
         tokens[:, self.b_positions] = b
         tokens[:, self.c_positions] = c
@@ -152,13 +160,15 @@ class AdditionTask:
 
     @staticmethod
     def add_digits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Column addition with carries: digits of ``a + b`` (B, n+1), most significant first."""
+        """Column addition with carries: digits of ``a + b`` (B, n+1), most significant first, on
+        their device."""
         a = check_token_ids("a", a, BASE, dims=(2,))
         b = check_token_ids("b", b, BASE, dims=(2,))
         if a.shape != b.shape:
             raise ValueError(f"a and b must have the same shape (B, n), got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
-        carry = torch.zeros(a.shape[0], dtype=torch.long)  # (B,)
+        carry = torch.zeros(a.shape[0], dtype=torch.long,
+                            device=check_same_device(a=a, b=b))  # (B,)
         columns = []
         for i in reversed(range(a.shape[1])):
             total = a[:, i] + b[:, i] + carry
@@ -171,8 +181,10 @@ class AdditionTask:
     def is_well_formed(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B,)`` bool: format tokens in their places and a digit in every digit slot."""
         tokens = self._batch(tokens)
-        format_ok = (tokens == self.format_template)[:, ~self.digit_slots].all(dim=1)  # (B,)
-        digits_ok = (tokens[:, self.digit_slots] < BASE).all(dim=1)
+        device = tokens.device
+        template, slots = self.format_template.to(device), self.digit_slots.to(device)
+        format_ok = ((tokens == template) | slots).all(dim=1)  # (B, T) -> (B,)
+        digits_ok = ((tokens < BASE) | ~slots).all(dim=1)
         return format_ok & digits_ok
 
     def digit_correct(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -197,13 +209,13 @@ class AdditionTask:
 
         ``"digits"``: every a, b and c digit (the paper's candidates are all tokens of the
         sequence); ``"answer"``: the c digits only. Format tokens are never editable. The mask
-        depends only on the layout, not on the token values.
+        depends only on the layout, not on the token values; it is on the tokens' device.
         """
         tokens = self._batch(tokens)
         if check_choice("positions", positions, self.position_sets) == "digits":
-            row = self.digit_slots.clone()
+            row = self.digit_slots.to(tokens.device, copy=True)
         else:
-            row = torch.zeros(self.seq_len, dtype=torch.bool)
+            row = torch.zeros(self.seq_len, dtype=torch.bool, device=tokens.device)
             row[self.c_positions] = True
         return row.expand(tokens.shape[0], -1).clone()  # (T,) -> (B, T)
 

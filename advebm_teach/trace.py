@@ -30,6 +30,9 @@ class AttackTrace:
     R rows), the trace stands for ``steps`` steps whose last S - R repeat the R-th, a step that
     changed nothing (the greedy attack at a fixed point repeats it exactly). The five fields are
     built from the record on first access; ``final``, ``steps`` and ``changed`` never build them.
+
+    A trace keeps its tensors on the device they were given on: ``DiscreteAttack.attack`` and
+    ``naive_attack`` give CPU tensors, so the task reads a trace on the CPU.
     """
 
     def __init__(self, tokens: torch.Tensor, energy: torch.Tensor, position: torch.Tensor,

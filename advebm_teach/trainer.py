@@ -8,7 +8,16 @@ Determinism: epoch e shuffles with a generator seeded with ``epoch_seed(seed, e)
 torch's global generator (dropout) the same way, so a run resumed from its epoch-e checkpoint
 replays exactly what an uninterrupted run would have done, wherever it was interrupted (between
 epochs or inside one), and ends with bit-identical weights on the same machine at the same thread
-count.
+count. On the CPU only: on a CUDA GPU the same seeds give the same data order and dropout masks,
+but some of its kernels (atomic additions in backward passes) sum in a varying order, so a resumed
+run, or even a second run, agrees with the first only up to rounding
+(``torch.use_deterministic_algorithms(True)`` with ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` would make
+it exact, at some speed; the course does not set it).
+
+Devices: a trainer trains the model where it is. ``device=None`` (the default) leaves it on the
+device of its parameters; ``device=...`` moves it there first, in place (``model.to(device)``),
+and it stays there. Tokens may be on any device: each batch is moved to the model's. The trained
+model is returned as ``TrainResult.model`` (the same object, trained in place).
 
 A loss that stops being finite (a learning rate too large, a NaN regulariser weight) stops training
 with a ``FloatingPointError`` naming the epoch, instead of returning the weights of an earlier
@@ -21,7 +30,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -33,8 +42,8 @@ from tqdm.auto import tqdm
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
 from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number,
-                     check_model_fits, check_token_ids, model_config)
-from .config import TrainConfig, pick_device
+                     check_model_fits, check_token_ids, model_config, model_device)
+from .config import TrainConfig
 from .models import evaluation_mode, token_nll
 from .perturb_steps import Objective
 from .sampling import sample_lm
@@ -49,7 +58,7 @@ def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_lm_loss(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> float:
     """Held-out mean next-token NLL, in eval mode (the model's mode is restored)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     total, count = 0.0, 0
     with evaluation_mode(model):
         for start in range(0, len(tokens), batch_size):
@@ -86,12 +95,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 @dataclass
 class TrainResult:
-    """What a training run leaves: one dict per epoch, and the epoch whose weights were kept."""
+    """What a training run leaves: one dict per epoch, the epoch whose weights were kept, and the
+    trained ``model`` (the model ``fit`` was given, holding the kept epoch's weights, on the device
+    it trained on; None only in a result read back from a checkpoint's record)."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = float("inf")
     stopped_early: bool = False
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict:
+        """What a checkpoint keeps of the result: every field but the model (JSON-serialisable)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
 
     @property
     def train_seconds(self) -> float:
@@ -115,7 +131,7 @@ def restore_training_state(tensors: dict[str, torch.Tensor], record: dict, model
                            optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """Restore what ``save_training_state`` wrote (as ``load_checkpoint`` reads it) into ``model``
     and ``optimizer``; returns the best epoch's weights."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
     slots: dict[int, dict[str, torch.Tensor]] = {}
@@ -152,15 +168,15 @@ def train_lm(
     atomically (one file, ``last``, holding the current and best weights and the optimizer state)
     and a later call with the same arguments resumes from it.
     ``on_epoch_end(row, model)`` runs after each epoch and may add metrics to ``row``, the
-    history's entry. The model ends holding the best epoch's weights, on ``device`` (default:
-    ``pick_device()``).
+    history's entry. The model ends holding the best epoch's weights. It trains where it is, or,
+    given ``device``, is first moved there in place (see the module docstring); the result's
+    ``model`` is ``model``.
     """
     _check_training_args(model=("model", model), train_tokens=train_tokens, val_tokens=val_tokens,
                          vocab_size=model_config(model).get("vocab_size"),
                          seq_len=model_config(model).get("seq_len"), config=config,
                          checkpoint_dir=checkpoint_dir)
-    device = torch.device(device) if device is not None else pick_device()
-    model.to(device)
+    device = _training_device(model, device)
 
     def batch_loss(indices: torch.Tensor) -> torch.Tensor:
         return lm_loss(model, train_tokens[indices].to(device))
@@ -194,11 +210,13 @@ def ebm_loss(energy_data: torch.Tensor, energy_negative: torch.Tensor, loss: str
 def classifier_objective(energy_model: nn.Module, data: torch.Tensor,
                          negatives: torch.Tensor) -> Objective:
     """The BCE classifier on a batch of true sums and as many P_LM samples: logit -E(x),
-    ``ebm_loss`` logistic."""
+    ``ebm_loss`` logistic. The tokens are moved to the energy model's device."""
     if data.shape != negatives.shape:
         raise ValueError(f"data {tuple(data.shape)} and negatives {tuple(negatives.shape)} "
                          "must have the same shape")
-    tokens = torch.cat([data, negatives])  # (2n, T): the data, then the negatives
+    device = model_device(energy_model)
+    # (2n, T) on the model's device: the data, then the negatives
+    tokens = torch.cat([data.to(device), negatives.to(device)])
     n = len(data)
     return Objective(embed=lambda: energy_model.embed(tokens),
                      forward=lambda embeds: -energy_model.energy_from_embeds(embeds, tokens),
@@ -237,7 +255,8 @@ def train_ebm(
 
     ``loss`` is ``"logistic"`` or ``"paper"`` (see ``ebm_loss``). Validation uses ``val_data`` and
     as many fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss
-    is kept. Checkpoints, resume, progress bar and history work as in ``train_lm``.
+    is kept. Checkpoints, resume, progress bar, history, ``device`` and the returned ``model``
+    work as in ``train_lm``; ``lm`` samples where it is.
     """
     _check_training_args(model=("energy_model", energy_model), data=data, val_data=val_data,
                          vocab_size=task.vocab_size, seq_len=task.seq_len, config=config,
@@ -247,8 +266,7 @@ def train_ebm(
     check_int("attack_steps", attack_steps, low=0)
     check_choice("loss", loss, ("logistic", "paper"))
     check_number("alpha", alpha, low=0)
-    device = torch.device(device) if device is not None else pick_device()
-    energy_model.to(device)
+    device = _training_device(energy_model, device)
     # Algorithm 1 lines 4-5: X_data and X_LM; the P_LM samples are drawn once, and each step takes
     # the mini-batch of both at the same indices
     negatives = sample_lm(lm, task, len(data), seed=derive_seed(config.seed, "negatives"))
@@ -320,7 +338,9 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
     epoch ``validate()`` (if given) returns metrics whose ``val_loss`` picks the kept epoch and
     stops training after ``config.patience`` epochs without improvement; without it every epoch
     runs and the last is kept. With ``checkpoint_dir`` every epoch is saved atomically with the
-    config and ``settings`` (a resume is refused when they differ).
+    config and ``settings`` (a resume is refused when they differ); a resumed run ends with the
+    weights of an uninterrupted one, bit for bit on the CPU, up to rounding on a CUDA GPU (see
+    the module docstring). The model trains where it is; the result's ``model`` is ``model``.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -377,11 +397,20 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
                          "best": result.best_epoch})
         if last_path is not None:
             save_training_state(last_path, model, optimizer,
-                                {"settings": settings, "result": asdict(result)}, best_state)
+                                {"settings": settings, "result": result.record()}, best_state)
     bar.close()
     model.load_state_dict(best_state)
     model.eval()
+    result.model = model
     return result
+
+
+def _training_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """Where ``model`` trains: where it is (``device=None``), else ``device``, moved there in
+    place."""
+    if device is not None:
+        model.to(torch.device(device))
+    return model_device(model)
 
 
 def _resume(last_path: Path, settings: dict, model: nn.Module, optimizer: torch.optim.Optimizer

@@ -16,7 +16,11 @@
 #
 # `tests/test_browser.py` converts this file to a notebook in a temporary folder, runs it in JupyterLab
 # and steps the widget. The trace is built by hand (no model, no attack): the test checks the widget,
-# and runs in seconds.
+# and runs in seconds. The test runs it twice: as it is (the renderer chosen off Colab:
+# FigureWidgets), and with the `parameters` cell set to `renderer = "html"` (the Colab path).
+
+# %% tags=["parameters"]
+renderer = None
 
 # %%
 import advebm_teach
@@ -53,4 +57,4 @@ trace = AttackTrace(
 )
 
 # %%
-AttackStepper(trace, task)
+AttackStepper(trace, task, renderer=renderer)

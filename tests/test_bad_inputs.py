@@ -671,7 +671,7 @@ table("estimators.train", [(what, lambda k=kwargs: train(**k), error, phrase)
 # ---------------------------------------------------------------------------- widgets
 @functools.cache
 def stepper() -> AttackStepper:
-    return AttackStepper(RECORD, TASK, figure_widget=False)
+    return AttackStepper(RECORD, TASK, renderer="html")
 
 
 OBJECTIVE = perturb_steps.Objective(embed=lambda: E.embed(X), loss=lambda energies: energies.mean(),
@@ -680,7 +680,7 @@ LABELS, SYMBOLS = TASK.position_labels(), [[TASK.vocab[t] for t in row] for row 
 
 
 def explore(**kwargs: Any) -> PerturbationExplorer:
-    return PerturbationExplorer(OBJECTIVE, LABELS, SYMBOLS, **{"figure_widget": False, **kwargs})
+    return PerturbationExplorer(OBJECTIVE, LABELS, SYMBOLS, **{"renderer": "html", **kwargs})
 
 
 @functools.cache
@@ -696,8 +696,7 @@ table("widgets.AttackStepper", [
     ("sequence -1", lambda: AttackStepper(RECORD, TASK, sequence=-1), VE, "sequence"),
     ("sequence 3", lambda: AttackStepper(RECORD, TASK, sequence=3), VE, "sequence"),
     ("sequence a bool", lambda: AttackStepper(RECORD, TASK, sequence=True), TE, "sequence"),
-    ("figure_widget a string", lambda: AttackStepper(RECORD, TASK, figure_widget="no"), TE,
-     "figure_widget"),
+    ("renderer unknown", lambda: AttackStepper(RECORD, TASK, renderer="plotly"), VE, "renderer"),
     ("from_attack: steps -1", lambda: AttackStepper.from_attack(E, TASK, X, steps=-1),
      VE, "steps"),
     ("from_attack: float tokens",
@@ -716,6 +715,7 @@ table("widgets.PerturbationExplorer", [
     ("steps above max_steps", lambda: explore(steps=21), VE, "steps"),
     ("steps a float", lambda: explore(steps=2.0), TE, "steps"),
     ("unknown method", lambda: explore(method="HotFlip"), VE, "method"),
+    ("renderer a bool", lambda: explore(renderer=False), VE, "renderer"),
     ("max_epsilon NaN", lambda: explore(max_epsilon=math.nan), VE, "max_epsilon"),
     ("symbols of another shape", lambda: PerturbationExplorer(OBJECTIVE, [], [["1"]]),
      VE, "symbols"),

@@ -1,7 +1,10 @@
 """The AttackStepper in a real browser: JupyterLab runs a notebook, Chromium (driven by Playwright) steps it.
 
 What only a browser shows: the widget and its plotly figures render from JupyterLab's installed extensions,
-moving the slider reaches the kernel, and the kernel's updates reach the plots, without a JavaScript error.
+moving the slider (by keyboard, and by its Play button) reaches the kernel, and the kernel's
+updates reach the plots, without a JavaScript error. On both renderers: the FigureWidgets chosen
+off Colab, and the course's PlotlyView chosen on Colab (``renderer="html"``, forced here in
+JupyterLab), which must draw with the plotly.js it carries and leave no page-global ``Plotly``.
 
 Debian's Chromium (``apt-get install chromium chromium-driver``) and the ``playwright`` module (the ``dev``
 extra) are needed; never ``playwright install``. Without them the test skips, except in CI (``CI=true``),
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts"
 SCRATCH = Path(__file__).with_name("browser_notebook.py")  # a quick notebook of our own, converted in the test
+#: the scratch notebooks written from SCRATCH, by the renderer their `parameters` cell sets
+SCRATCH_RENDERERS = {f"{SCRATCH.stem}.ipynb": None, f"{SCRATCH.stem}_html.ipynb": "html"}
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -75,7 +80,12 @@ def lab(browser_available, tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("lab")
     folder = base / "notebooks"
     shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    jupytext.write(jupytext.read(SCRATCH), folder / f"{SCRATCH.stem}.ipynb")
+    for name, renderer in SCRATCH_RENDERERS.items():
+        notebook = jupytext.read(SCRATCH)
+        (parameters,) = [cell for cell in notebook.cells
+                         if "parameters" in cell.metadata.get("tags", ())]
+        parameters.source = f"renderer = {renderer!r}"
+        jupytext.write(notebook, folder / name)
     settings = base / "settings"
     for relative, values in USER_SETTINGS.items():
         (settings / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +156,7 @@ def clear_outputs(path: Path) -> None:
 
 NOTEBOOK_CASES = [
     pytest.param("05_discrete_attacks.ipynb", 240, id="05_discrete_attacks"),
-    pytest.param(f"{SCRATCH.stem}.ipynb", 60, id=SCRATCH.stem),
+    *(pytest.param(name, 60, id=Path(name).stem) for name in SCRATCH_RENDERERS),
 ]
 
 
@@ -229,6 +239,22 @@ def test_attack_stepper_steps_in_jupyterlab(lab, notebook, run_timeout_s, tmp_pa
                 except AssertionError:
                     continue
             assert heatmap_state() != before, f"the saliency heatmap did not change in {steps} steps"
+
+            # The Play button (jslinked to the slider, in the browser): stop goes back to step 0,
+            # play runs to the last step, one step per interval, each via the kernel to the plots.
+            play = stepper.locator(".widget-play")
+            play.locator("button", has=page.locator("i.fa-stop")).click()
+            wait_until(lambda: marker() == [0] and heatmap_state() == before, 15,
+                       "Play's stop did not bring the plots back to step 0")
+            play.locator("button", has=page.locator("i.fa-play")).click()
+            wait_until(lambda: marker() == [steps], 15 + steps,
+                       f"Play did not run the energy line's marker to step {steps}")
+            wait_until(lambda: heatmap_state() != before, 3, "Play left the heatmap at step 0")
+            wait_until(lambda: play.locator("i.fa-play").count() == 1, 5,
+                       "Play did not stop at the last step")
+            if SCRATCH_RENDERERS.get(notebook) == "html":  # plotly.js came with the view
+                assert page.evaluate("() => typeof window.Plotly") == "undefined", (
+                    "the PlotlyView left a page-global Plotly")
             stepper.screenshot(path=str(artifact(notebook)))
             artifact(notebook, "-failed").unlink(missing_ok=True)  # from an earlier run
         except Exception:

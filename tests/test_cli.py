@@ -60,6 +60,17 @@ def test_lab_opens_notebook_00_and_allows_root_only_for_root(monkeypatch):
     assert "--allow-root" in cli.lab_command([])
 
 
+def test_lab_without_jupyterlab_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jupyterlab" else find_spec(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lab"])
+    assert exit_info.value.code != 0 and '".[lab]"' in capsys.readouterr().err
+
+
 def test_lab_serves_the_course(tmp_path):
     """`advebm-teach lab` really starts JupyterLab on the course (here as whatever user runs the tests)."""
     import json

@@ -41,3 +41,28 @@ def test_a_home_that_is_not_a_github_repository_is_refused(tmp_path):
                          '[tool.advebm-teach]\nbranch = "main"\n')
     with pytest.raises(ValueError, match=re.escape("[project.urls] Source")):
         course_links.read_home(pyproject)
+
+
+def executed_notebooks() -> list[Path]:
+    return sorted([*ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"),
+                   *ROOT.glob("solutions/[0-9][0-9]_*.ipynb")])
+
+
+def test_colab_offers_a_gpu_exactly_to_the_notebooks_that_train_or_attack_the_models():
+    import nbformat
+
+    for path in executed_notebooks():
+        metadata = nbformat.read(path, as_version=4).metadata
+        wants_gpu = path.stem[:2] in course_links.GPU_NOTEBOOKS
+        assert (metadata.get("accelerator") == "GPU") == wants_gpu, path
+        assert (metadata.get("colab", {}).get("gpuType") == "T4") == wants_gpu, path
+    assert not set(course_links.GPU_NOTEBOOKS) & {"01", "02"}  # the toy: float64, on the CPU
+
+
+def test_every_notebook_starts_with_the_setup_cell_that_installs_from_home():
+    import nbformat
+
+    cell = course_links.read_home().setup_cell().removeprefix("# %%\n").strip()
+    for path in executed_notebooks():
+        first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert first.source.strip() == cell, f"{path}: rebuild with tools/build_notebooks.py"

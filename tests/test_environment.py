@@ -1,5 +1,6 @@
 """Binder's environment.yml builds what pyproject.toml asks for: the same packages, the same
-minimums, and what JupyterLab needs to open the course; and the licence pyproject.toml names ships."""
+minimums, and its ``lab`` extra (what JupyterLab needs to open the course); and the licence
+pyproject.toml names ships."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard libr
 ROOT = Path(__file__).resolve().parent.parent
 #: pyproject's name -> conda-forge's, where they differ
 CONDA_NAMES = {"torch": "pytorch-cpu"}
-#: of the dev extra, what Binder's JupyterLab needs (the test tools are not installed there)
-FOR_JUPYTERLAB = {"jupyterlab", "jupytext", "ipykernel"}
 REQUIREMENT = re.compile(r"^([A-Za-z0-9_.-]+)\s*(?:>=\s*([0-9][0-9.]*))?$")
 
 
@@ -34,8 +33,8 @@ def test_parse_reads_names_and_minimums():
 def test_environment_yml_asks_for_what_pyproject_asks_for():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = dict(parse(r) for r in project["dependencies"])
-    wanted.update(dict(parse(r) for r in project["optional-dependencies"]["dev"]
-                       if parse(r)[0] in FOR_JUPYTERLAB))
+    # and the lab extra, what JupyterLab needs to open the course (Binder runs no tests)
+    wanted.update(dict(parse(r) for r in project["optional-dependencies"]["lab"]))
     wanted = {CONDA_NAMES.get(name, name): minimum for name, minimum in wanted.items()}
 
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())

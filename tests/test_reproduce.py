@@ -6,18 +6,21 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from advebm_teach import load_pretrained, load_pretrained_record, make_task, sample_lm
+from advebm_teach import (load_pretrained, load_pretrained_record, make_task, pick_device,
+                          sample_lm)
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.checkpoints import PRETRAINED_DIR
 from advebm_teach.cli import main
 from advebm_teach.experiments import reproduce as reproduction
-from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, reproduce
+from advebm_teach.experiments.reproduce import CANDIDATES, STEPS, ReproductionProtocol, reproduce
 from advebm_teach.experiments.reproduction_report import figures, targets
 from advebm_teach.experiments.statistics import interval, paired_difference
 from conftest import changed_files, shipped_checksums
@@ -179,9 +182,9 @@ def test_a_reproduction_interrupted_inside_a_seed_ends_with_the_same_results(fas
         assert resumed[key] == whole[key], (where, key)
 
 
-def assert_shape(results: dict, n_seeds: int) -> None:
+def assert_shape(results: dict, n_seeds: int, config: str = "course") -> None:
     """The shape the issue asks for, for the paper family at the top level and the improved family."""
-    assert results["config"] == "course" and results["seeds"] == list(range(n_seeds))
+    assert results["config"] == config and results["seeds"] == list(range(n_seeds))
     for family in (results, results["improved"]):
         assert len(family["plm"]) == n_seeds
         for method in ("adversarial", "bce"):
@@ -190,7 +193,7 @@ def assert_shape(results: dict, n_seeds: int) -> None:
         assert list(family["resampling"]) == N_KEYS
         assert all(len(v) == n_seeds for v in family["resampling"].values())
     assert results["wall_s"] > 0
-    DiscreteAttack(load_pretrained("energy_lm"), make_task("course"), 1,
+    DiscreteAttack(load_pretrained("energy_lm", config), make_task(config), 1,
                    **results["improved"]["attack_options"])  # valid options
 
 
@@ -246,3 +249,95 @@ def test_a_damaged_stored_seed_names_its_file_and_how_to_start_over(tmp_path, mo
     monkeypatch.setattr(reproduction, "run_seed", lambda *a, **k: pytest.fail("a seed was computed"))
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "seeds" / "seed_0.json")) + ".*--restart"):
         reproduce("course", seeds=2, out=tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------- the paper configuration (10 digits, one GPU)
+def test_each_configuration_has_its_protocol(monkeypatch, shipped):
+    """Full mode: the course's is the one the shipped results were made with; the paper's takes section 3.2's
+    sizes (1,000 data and 1,000 P_LM samples, BCE for 5 epochs, Algorithm 1 for 55, early stopping) and the
+    course's settings where the paper gives none. Fast mode: one tiny protocol for both."""
+    monkeypatch.delenv("ADVEBM_FAST", raising=False)
+    course, paper = ReproductionProtocol.for_mode("course"), ReproductionProtocol.for_mode("paper")
+    assert json.loads(json.dumps(asdict(course))) == shipped["protocol"]
+    assert paper.n_data == 1_000 and paper.bce["epochs"] == 5 and paper.adversarial["epochs"] == 55
+    assert asdict(paper) == {**asdict(course), "bce": {**course.bce, "epochs": 5},
+                             "adversarial": {**course.adversarial, "epochs": 55}}
+    monkeypatch.setenv("ADVEBM_FAST", "1")
+    assert ReproductionProtocol.for_mode("paper") == ReproductionProtocol.for_mode("course")
+    assert ReproductionProtocol.for_mode("paper").n_test == 24
+    with pytest.raises(ValueError, match="unknown config 'tiny'"):
+        ReproductionProtocol.for_mode("tiny")
+
+
+def correctness_by_hand(task, tokens: torch.Tensor) -> list[float]:
+    """The paper's metric re-implemented with Python integers: each answer digit against str(a + b)."""
+    n, scores = task.n_digits, []
+    for text in task.decode(tokens, strip=True):
+        a, b, c = text[:n], text[n + 1:2 * n + 1], text[2 * n + 2:]
+        true = str(int(a) + int(b)).zfill(n + 1)
+        scores.append(sum(x == y for x, y in zip(c, true)) / (n + 1))
+    return scores
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory, one_thread):
+    """``advebm-teach reproduce --config paper --fast --seeds 1`` from an empty folder (so into the default
+    runs/reproduce/paper-fast), on ``pick_device()``, every ``train_ebm`` call recorded: (folder, calls)."""
+    folder, calls, real = tmp_path_factory.mktemp("paper"), [], reproduction.train_ebm
+
+    def recorded(energy_model, task, data, lm, *args, **kwargs):
+        calls.append({"device": kwargs.get("device"), "lm": next(lm.parameters()).device,
+                      "seq_len": task.seq_len})
+        result = real(energy_model, task, data, lm, *args, **kwargs)
+        calls[-1]["trained_on"] = next(energy_model.parameters()).device
+        return result
+
+    before, where = shipped_checksums(), os.getcwd()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reproduction, "train_ebm", recorded)
+        os.chdir(folder)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                main(["reproduce", "--config", "paper", "--fast", "--seeds", "1"])
+        finally:
+            os.chdir(where)
+    assert not changed_files(before, shipped_checksums()), "reproduce without --ship changed shipped files"
+    return folder / "runs" / "reproduce" / "paper-fast", calls
+
+
+def test_the_paper_configuration_runs_end_to_end_in_fast_mode_on_the_device_found(paper_run):
+    """10-digit models, every training on ``pick_device()`` (given explicitly, P_LM there too), every
+    correctness in [0, 1], and P_LM's correctness and every curve's S=0 equal to the metric recomputed by hand
+    on the same seeded samples."""
+    out, calls = paper_run
+    device = pick_device()
+    results = json.loads((out / "results.json").read_text())
+    assert_shape(results, n_seeds=1, config="paper")
+    assert results["fast_mode"] is True and results["device"].split(" ")[0] == device.type
+    assert results["protocol"] == json.loads(json.dumps(asdict(ReproductionProtocol.for_mode("paper"))))
+    assert len(calls) == 4 and all(call["seq_len"] == 5 + 3 * 10 for call in calls)  # <bos> 10 + 10 = 11 <eos>
+    assert all(torch.device(call["device"]) == device and call["lm"].type == device.type
+               and call["trained_on"].type == device.type for call in calls)
+    for kind in ("energy_bce", "energy_adv", "energy_improved"):
+        record = json.loads((out / "energies" / f"{kind}.json").read_text())
+        assert record["config"] == "paper" and record["model"]["config"]["seq_len"] == 35
+    curves = [results["attack"], results["improved"]["attack"], {"spurious": results["spurious"]["correctness"]},
+              results["improved"]["changes"], {"resampling": results["resampling"]},
+              {"resampling": results["improved"]["resampling"]}]
+    values = [x for group in curves for curve in group.values() for v in curve.values() for x in v]
+    assert len(values) == (4 + 1 + 4) * len(STEPS) + 2 * len(CANDIDATES) and all(0 <= x <= 1 for x in values)
+    task = make_task("paper")
+    test = sample_lm(load_pretrained("plm", "paper").to(device), task, 24, seed=30_000)
+    expected = sum(correctness_by_hand(task, test)) / 24
+    assert results["plm"] == [pytest.approx(expected, abs=1e-6)] == results["improved"]["plm"]
+    for group in curves[:4]:
+        for curve in group.values():
+            assert curve["0"] == [pytest.approx(expected, abs=1e-6)]
+
+
+def test_shipping_the_paper_configuration_is_refused_in_fast_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADVEBM_FAST", "1")
+    monkeypatch.setattr(reproduction, "run_seed", lambda *a, **k: pytest.fail("a seed was computed"))
+    with pytest.raises(ValueError, match="--ship replaces the package's shipped files"):
+        reproduce("paper", seeds=1, out=tmp_path, ship=True, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import pytest
 
 from advebm_teach.teaching import snapshots
-from advebm_teach.teaching.widgets import AttackStepper
+from advebm_teach.teaching.widgets import RENDERERS, AttackStepper
 from test_perturb_widgets import explorer
 from test_widgets import TASK, fake_trace
 
@@ -55,16 +55,22 @@ def test_stacked_figures_sit_side_by_side_in_rows_and_rows_on_top_of_each_other(
     assert size_of(png) == (450, 250)
 
 
-@pytest.mark.parametrize("make", [lambda: AttackStepper(fake_trace(), TASK),
-                                  lambda: explorer(figure_widget=True)],
+def stepper(renderer: str) -> AttackStepper:
+    return AttackStepper(fake_trace(), TASK, renderer=renderer)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+@pytest.mark.parametrize("make", [stepper, explorer],
                          ids=["AttackStepper", "PerturbationExplorer"])
-def test_widgets_describe_themselves_and_carry_a_picture_only_when_asked(make, monkeypatch):
-    widget = make()
+def test_widgets_describe_themselves_and_carry_a_picture_only_when_asked(make, renderer,
+                                                                         monkeypatch):
+    widget = make(renderer)
     monkeypatch.delenv(snapshots.SNAPSHOTS_ENV_VAR, raising=False)
-    bundle = widget._repr_mimebundle_()
+    bundle, metadata = widget._repr_mimebundle_()
+    assert metadata == {}  # off Colab
     assert bundle["text/plain"].startswith(type(widget).__name__)
     assert "image/png" not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
     monkeypatch.setenv(snapshots.SNAPSHOTS_ENV_VAR, "1")
-    picture = size_of(base64.b64decode(widget._repr_mimebundle_()["image/png"]))
+    picture = size_of(base64.b64decode(widget._repr_mimebundle_()[0]["image/png"]))
     widths = [figure.layout.width for figure in widget.figures.values()]
     assert picture[0] >= max(widths)  # every figure drawn, at its own width

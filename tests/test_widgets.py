@@ -6,23 +6,31 @@ compared with the trace it came from, without a model or an attack.
 
 from __future__ import annotations
 
+import gzip
 import math
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
+from plotly.offline import get_plotlyjs
+
 from advebm_teach.teaching import plots
 from advebm_teach.task import AdditionTask
 from advebm_teach.trace import AttackTrace
-from advebm_teach.teaching.widgets import PLOT_NAMES, AttackStepper
+from advebm_teach.teaching.plotly_view import PlotlyView
+from advebm_teach.teaching.widgets import PLOT_NAMES, RENDERERS, AttackStepper
 
 INF = math.inf
 TASK = AdditionTask(n_digits=2)  # T = 11: <bos> a2 a1 + b2 b1 = c3 c2 c1 <eos>; V = 14
 LABELS = TASK.position_labels()
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def fake_trace(task: AdditionTask = TASK, steps: int = 3, batch: int = 2) -> AttackTrace:
@@ -80,8 +88,16 @@ def expected(trace: AttackTrace, s: int, b: int) -> dict:
     }
 
 
+def drawn(widget) -> dict[str, go.Figure]:
+    """What a course widget (stepper or explorer) sends the browser, by plot: its FigureWidgets, or
+    the figures rebuilt from the JSON its PlotlyView holds."""
+    if widget.renderer == "figure_widget":
+        return dict(widget.figures)
+    return {name: go.Figure(view.figures[name]) for name, view in widget.views.items()}
+
+
 def check_figures(stepper: AttackStepper, trace: AttackTrace, s: int, b: int) -> None:
-    want, figs = expected(trace, s, b), stepper.figures
+    want, figs = expected(trace, s, b), drawn(stepper)
     heat, chosen_marker = figs["saliency"].data
     assert rows(heat.z) == [want["saliency"]]
     assert rows(heat.text) == [want["symbols"]] and list(heat.x) == LABELS
@@ -104,10 +120,10 @@ def check_figures(stepper: AttackStepper, trace: AttackTrace, s: int, b: int) ->
 
 
 # ---------------------------------------------------------------------- the stepper
-@pytest.mark.parametrize("figure_widget", [True, False], ids=["FigureWidget", "fallback"])
-def test_every_step_of_every_sequence_shows_what_the_trace_says(figure_widget):
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_every_step_of_every_sequence_shows_what_the_trace_says(renderer):
     trace = fake_trace()
-    stepper = AttackStepper(trace, TASK, figure_widget=figure_widget)
+    stepper = AttackStepper(trace, TASK, renderer=renderer)
     check_figures(stepper, trace, 0, 0)
     for b in (1, 0):
         stepper.show_sequence(b)
@@ -117,24 +133,26 @@ def test_every_step_of_every_sequence_shows_what_the_trace_says(figure_widget):
             check_figures(stepper, trace, s, b)
 
 
-def test_step_s_pairs_tokens_s_with_the_choice_of_step_s_plus_1():
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_step_s_pairs_tokens_s_with_the_choice_of_step_s_plus_1(renderer):
     trace = fake_trace()
-    stepper = AttackStepper(trace, TASK)
+    stepper = AttackStepper(trace, TASK, renderer=renderer)
     stepper.show_step(np.int64(1))  # any integer type
     position = int(trace.position[1, 0])
-    assert stepper.figures["saliency"].data[1].x == (LABELS[position],)
-    assert "step 2 edits" in stepper.figures["saliency"].layout.title.text
+    assert drawn(stepper)["saliency"].data[1].x == (LABELS[position],)
+    assert "step 2 edits" in drawn(stepper)["saliency"].layout.title.text
     assert TASK.decode(trace.tokens[1, 0], strip=True) in stepper.status.value
     stepper.show_step(3)
-    assert stepper.figures["saliency"].data[1].x == () and "no step left" in stepper.figures["saliency"].layout.title.text
+    saliency = drawn(stepper)["saliency"]
+    assert saliency.data[1].x == () and "no step left" in saliency.layout.title.text
     stepper.show_sequence(1)
     stepper.show_step(2)  # sequence 1 had no position left at its last step
-    assert stepper.figures["candidates"].data[0].y == (None,) * TASK.vocab_size
-    assert "no editable position left" in stepper.figures["candidates"].layout.title.text
+    assert drawn(stepper)["candidates"].data[0].y == (None,) * TASK.vocab_size
+    assert "no editable position left" in drawn(stepper)["candidates"].layout.title.text
 
 
 def test_updates_change_the_same_figure_widgets_in_place():
-    stepper = AttackStepper(fake_trace(), TASK, figure_widget=True)
+    stepper = AttackStepper(fake_trace(), TASK, renderer="figure_widget")
     shown = dict(stepper.figures)
     traces = {name: fig.data for name, fig in shown.items()}
     assert all(isinstance(fig, go.FigureWidget) for fig in shown.values())
@@ -146,9 +164,10 @@ def test_updates_change_the_same_figure_widgets_in_place():
         stepper.figures["energy"] = go.Figure()  # read-only view
 
 
-def test_the_slider_and_the_picker_drive_the_figures_as_a_browser_would():
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_the_slider_and_the_picker_drive_the_figures_as_a_browser_would(renderer):
     trace = fake_trace()
-    stepper = AttackStepper(trace, TASK)
+    stepper = AttackStepper(trace, TASK, renderer=renderer)
     stepper.step_slider.value = 2  # what a slider moved in the browser does in the kernel
     check_figures(stepper, trace, 2, 0)
     stepper.sequence_picker.value = 1
@@ -159,37 +178,91 @@ def test_the_slider_and_the_picker_drive_the_figures_as_a_browser_would():
     assert AttackStepper(single, TASK).sequence_picker.layout.display == "none"
 
 
-def test_fallback_redraws_plain_figures_into_outputs():
-    trace = fake_trace()
-    stepper = AttackStepper(trace, TASK, figure_widget=False)
+def test_the_html_renderer_draws_every_plot_in_one_view_that_carries_plotly_js():
+    stepper = AttackStepper(fake_trace(), TASK, renderer="html")
+    view = stepper.views["energy"]
+    assert isinstance(view, PlotlyView) and all(stepper.views[name] is view for name in PLOT_NAMES)
+    assert [view] == [w for w in _walk(stepper.widget) if isinstance(w, PlotlyView)]
+    # the plotly package's own plotly.js, compressed, in the state the browser gets
+    assert gzip.decompress(view.get_state()["plotly_js"]).decode() == get_plotlyjs()
     first = dict(stepper.figures)
     assert all(type(fig) is go.Figure for fig in first.values())
-    outputs = stepper.views
-    for name in PLOT_NAMES:
-        (output,) = outputs[name].outputs
-        assert output["output_type"] == "display_data"
-        assert output["data"]["application/vnd.plotly.v1+json"]["data"] == first[name].to_plotly_json()["data"]
     stepper.show_step(1)
     assert all(stepper.figures[name] is not first[name] for name in PLOT_NAMES)  # redrawn, not updated
-    energy_json = outputs["energy"].outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert energy_json["data"][1]["x"] == [1]
-    assert len(outputs["energy"].outputs) == 1  # replaced, not appended
+    assert stepper.views["energy"] is view and view.figures["energy"]["data"][1]["x"] == [1]
+    with pytest.raises(TypeError):
+        stepper.views["energy"] = view  # read-only view
 
 
-def test_default_mode_is_figure_widgets_except_on_colab(monkeypatch):
-    assert AttackStepper(fake_trace(), TASK).figure_widget is True
+def test_the_view_s_javascript_is_shipped_with_the_package():
+    """plotly_view.js is what the view sends the browser, and a package-data pattern ships it."""
+    tomllib = pytest.importorskip("tomllib")
+    package = Path(__file__).resolve().parent.parent / "advebm_teach"
+    script = package / "teaching" / "plotly_view.js"
+    assert PlotlyView([["a"]], {"a": go.Figure()}).get_state()["_esm"] == script.read_text()
+    with open(package.parent / "pyproject.toml", "rb") as file:
+        patterns = tomllib.load(file)["tool"]["setuptools"]["package-data"]["advebm_teach"]
+    assert any(script in package.glob(pattern) for pattern in patterns), patterns
+
+
+def test_the_renderer_is_html_on_colab_and_figure_widgets_elsewhere(monkeypatch):
+    assert AttackStepper(fake_trace(), TASK).renderer == "figure_widget"
+    assert isinstance(AttackStepper(fake_trace(), TASK).views["energy"], go.FigureWidget)
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    assert AttackStepper(fake_trace(), TASK).figure_widget is False
+    on_colab = AttackStepper(fake_trace(), TASK)
+    assert on_colab.renderer == "html" and isinstance(on_colab.views["energy"], PlotlyView)
+    assert AttackStepper(fake_trace(), TASK, renderer="figure_widget").renderer == "figure_widget"
 
 
-def test_displays_itself_as_one_findable_widget():
-    stepper = AttackStepper(fake_trace(), TASK)
-    bundle = stepper._repr_mimebundle_()
+@pytest.mark.parametrize("renderer", ["plotly", "FigureWidget", True, 0])
+def test_an_unknown_renderer_is_refused_by_name(renderer):
+    with pytest.raises(ValueError, match=r"renderer must be one of 'figure_widget', 'html'"):
+        AttackStepper(fake_trace(), TASK, renderer=renderer)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_displays_itself_as_one_findable_widget(renderer):
+    stepper = AttackStepper(fake_trace(), TASK, renderer=renderer)
+    bundle, _ = stepper._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == stepper.widget.model_id
     assert "advebm-attack-stepper" in stepper.widget._dom_classes
+    if renderer == "html":  # the view draws each plot in a div.advebm-plot-<name>, in these rows
+        (view,) = [w for w in _walk(stepper.widget) if isinstance(w, PlotlyView)]
+        assert view.rows == [["saliency"], ["candidates", "energy"], ["correctness"]]
+        return
     boxes = [w for w in _walk(stepper.widget) if any(c.startswith("advebm-plot-") for c in w._dom_classes)]
     assert [box._dom_classes[0] for box in boxes] == [f"advebm-plot-{name}" for name in PLOT_NAMES]
     assert [box.children[0] for box in boxes] == [stepper.figures[name] for name in PLOT_NAMES]
+
+
+def test_on_ipywidgets_7_the_view_is_built_as_ipywidgets_8_builds_it(monkeypatch):
+    """Colab ships ipywidgets 7.7.1, whose widgets only display themselves (no
+    ``_repr_mimebundle_``): the course builds the same view bundle."""
+    import ipywidgets
+
+    if not hasattr(ipywidgets.Widget, "_repr_mimebundle_"):
+        pytest.skip("the reference is ipywidgets 8's own bundle; this is ipywidgets 7")
+    stepper = AttackStepper(fake_trace(), TASK, renderer="html")
+    reference = stepper.widget._repr_mimebundle_()[WIDGET_MIME]  # ipywidgets 8's own
+    monkeypatch.delattr(ipywidgets.Widget, "_repr_mimebundle_")
+    bundle, _ = stepper._repr_mimebundle_()
+    assert bundle[WIDGET_MIME] == reference
+
+
+def test_on_colab_the_display_is_routed_to_the_custom_widget_manager(monkeypatch):
+    """Colab draws third-party widgets (the course's PlotlyView) only through its custom widget
+    manager, and a cell's result reaches it only with this metadata (anywidget #63)."""
+    url = "https://ssl.gstatic.com/colaboratory-static/widgets/colab-cdn-widget-manager/x.js"
+    enabled = []
+    output = types.ModuleType("google.colab.output")
+    output.enable_custom_widget_manager = lambda: enabled.append(True)
+    output._widgets = types.SimpleNamespace(_installed_url=url)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    stepper = AttackStepper(fake_trace(), TASK)
+    assert stepper.renderer == "html"
+    _, metadata = stepper._repr_mimebundle_()
+    assert metadata == {WIDGET_MIME: {"colab": {"custom_widget_manager": {"url": url}}}}
 
 
 def _walk(widget):
@@ -252,9 +325,10 @@ def test_from_attack_runs_discrete_attack_with_the_options_given(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "advebm_teach.attack", types.SimpleNamespace(DiscreteAttack=FakeAttack))
     tokens = TASK.sample(2, seed=0)
-    stepper = AttackStepper.from_attack("model", TASK, tokens, steps=2, sequence=1, figure_widget=False, tabu=True)
+    stepper = AttackStepper.from_attack("model", TASK, tokens, steps=2, sequence=1,
+                                        renderer="html", tabu=True)
     assert calls["steps"] == 2 and calls["options"] == {"tabu": True} and calls["tokens"] is tokens
-    assert stepper.trace.steps == 2 and stepper.sequence == 1 and not stepper.figure_widget
+    assert stepper.trace.steps == 2 and stepper.sequence == 1 and stepper.renderer == "html"
 
 
 def test_from_attack_with_the_real_attack_on_a_tiny_model(one_thread):
@@ -327,12 +401,13 @@ def test_notebook_04_builders_carry_their_data():
         plots.prediction_scatter([1.0], [1.0, 2.0])
 
 
-def test_the_last_step_says_the_attack_finished_instead_of_blank_plots():
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_the_last_step_says_the_attack_finished_instead_of_blank_plots(renderer):
     trace = fake_trace()
-    stepper = AttackStepper(trace, TASK)
+    stepper = AttackStepper(trace, TASK, renderer=renderer)
     stepper.show_step(trace.steps)
     for name in ("saliency", "candidates"):
-        notes = [a.text for a in stepper.figures[name].layout.annotations]
+        notes = [a.text for a in drawn(stepper)[name].layout.annotations]
         assert notes == [f"attack finished after {trace.steps} steps: nothing left to choose"]
     stepper.show_step(0)
-    assert not stepper.figures["saliency"].layout.annotations
+    assert not drawn(stepper)["saliency"].layout.annotations

@@ -1,12 +1,14 @@
-"""Write where the course lives into every place that names it, from one value in pyproject.toml.
+"""Write where the course lives, and how it starts on Colab, into every place that says so.
 
     python tools/course_links.py           # rewrite README.md and sources/ to agree with pyproject
     python tools/course_links.py --check   # say what disagrees, exit 1 if anything does
 
 The repository is ``[project.urls] Source`` (``https://github.com/OWNER/REPO``) and the branch is
 ``[tool.advebm-teach] branch``. From them: the README's Binder and Colab links, a launch line under
-each student notebook's title, and the GitHub URL the Colab set-up cell installs from. Moving the
-course is one edit in pyproject.toml, then this script, then ``tools/build_notebooks.py``;
+each student notebook's title, and every notebook's first cell (``SETUP_CELL``), which on Colab
+installs the course from that repository. Notebooks that train or attack the neural models also
+carry Colab's ``accelerator: GPU`` metadata, so Colab offers a GPU runtime. Moving the course is
+one edit in pyproject.toml, then this script, then ``tools/build_notebooks.py``;
 ``tests/test_course_links.py`` fails while any place disagrees.
 """
 
@@ -41,10 +43,75 @@ class Home:
     def pip_source(self) -> str:
         return f"advebm-teach @ git+https://github.com/{self.owner}/{self.repo}@{self.branch}"
 
+    def setup_cell(self) -> str:
+        """Every notebook's first code cell (py:percent source), installing from this home."""
+        return SETUP_CELL.replace("{pip_source}", self.pip_source())
+
     def launch_line(self, notebook: str) -> str:
         """The line under a student notebook's title (a markdown line of the .py source)."""
         return (f"# Run it: [Colab]({self.colab(notebook)}) · "
                 f"[Binder]({self.binder(notebook)}) · or locally, `advebm-teach lab`")
+
+
+#: Every notebook's first cell. On Colab (and only there) it installs the course once, with every
+#: package Colab already has pinned at its installed version by a constraints file: Colab's own
+#: torch (its CUDA build), numpy and ipywidgets (7.x, which Colab's custom widgets need) stay as
+#: they are, and only what is missing (such as anywidget) is added. Anywhere else it installs
+#: nothing. ``setup_notebook`` then enables Colab's widget manager and prints the device, the torch
+#: version and whether a GPU is in use. tests/test_colab_setup.py runs it on a simulated Colab.
+SETUP_CELL = """\
+# %%
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "{pip_source}"],
+                       check=True)
+
+import advebm_teach
+
+print(advebm_teach.setup_notebook())
+
+"""
+#: The first code cell of a source, up to the next cell.
+SETUP = re.compile(r"^# %%\n# Course setup:.*?(?=^# %%)", re.MULTILINE | re.DOTALL)
+
+#: Notebooks that train or attack the neural models, and so gain from a GPU. 01 and 02 compute
+#: exactly on the toy EBM, in float64, on the CPU (MPS has no float64), and ask for none.
+GPU_NOTEBOOKS = ("00", "03", "04", "05", "06", "07")
+#: Colab's notebook metadata for them (Colab offers this runtime when the notebook opens), where
+#: jupytext writes it in a source's header, with the filter line that keeps it in the .py
+COLAB_GPU_METADATA = "#   accelerator: GPU\n#   colab:\n#     gpuType: T4\n"
+KEEP_COLAB_METADATA = "#     notebook_metadata_filter: accelerator,colab\n"
+HEADER_START, HEADER_TEXT = "# jupyter:\n", "#     text_representation:\n"
+
+
+def with_setup_cell(source: str, home: Home) -> str:
+    """A notebook source whose first code cell is ``home``'s setup cell."""
+    if not SETUP.search(source):
+        raise ValueError("no '# Course setup:' cell found")
+    return SETUP.sub(lambda _: home.setup_cell(), source, count=1)
+
+
+def with_gpu_metadata(source: str, notebook: str) -> str:
+    """A source whose jupytext header asks Colab for a GPU exactly when ``notebook`` gains from
+    one (``GPU_NOTEBOOKS``), laid out as jupytext writes it."""
+    source = source.replace(COLAB_GPU_METADATA, "").replace(KEEP_COLAB_METADATA, "")
+    if notebook[:2] in GPU_NOTEBOOKS:
+        source = source.replace(HEADER_START, HEADER_START + COLAB_GPU_METADATA, 1)
+        source = source.replace(HEADER_TEXT, KEEP_COLAB_METADATA + HEADER_TEXT, 1)
+    return source
 
 
 def read_home(pyproject: Path = ROOT / "pyproject.toml") -> Home:
@@ -88,10 +155,12 @@ def with_launch_line(source: str, notebook: str, home: Home) -> str:
 def expected_files(home: Home) -> dict[Path, str]:
     """Every file that names the course's home, as it should read."""
     files = {ROOT / "README.md": with_links((ROOT / "README.md").read_text(), home)}
-    for source in sorted((ROOT / "sources" / "solutions").glob("[0-9]*.py")):
-        files[source] = with_links(source.read_text(), home)
-    for source in sorted((ROOT / "sources" / "notebooks").glob("[0-9]*.py")):
-        files[source] = with_launch_line(with_links(source.read_text(), home), source.stem, home)
+    for source in sorted((ROOT / "sources").glob("*/[0-9]*.py")):
+        text = with_gpu_metadata(with_setup_cell(with_links(source.read_text(), home), home),
+                                 source.stem)
+        if source.parent.name == "notebooks":
+            text = with_launch_line(text, source.stem, home)
+        files[source] = text
     return files
 
 
@@ -103,10 +172,10 @@ def main(arguments: list[str]) -> int:
     stale = [path for path, text in expected.items() if path.read_text() != text]
     for path in stale:
         if check:
-            print(f"{path.relative_to(ROOT)} does not point at {home}")
+            print(f"{path.relative_to(ROOT)}: links, setup cell or GPU request out of date")
         else:
             path.write_text(expected[path])
-            print(f"{path.relative_to(ROOT)}: links now point at {home}")
+            print(f"{path.relative_to(ROOT)}: rewritten for {home}")
     return 1 if check and stale else 0
 
 

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ..attack import DiscreteAttack
 from ..checkpoints import load_pretrained
-from ..config import TrainConfig, fast_mode, make_task
+from ..config import TrainConfig, fast_mode, make_task, pick_device
 from ..perturb import pgd
 from ..perturb_steps import (ALUM, FGM, FGSM, PGD, SMART, YOPO, Clean, FreeAT, FreeLB,
                              GradientPenalty, MatrixFGM, Strategy)
@@ -129,15 +129,14 @@ def train_classifier(energy_model: nn.Module, data: torch.Tensor, negatives: tor
                      progress: bool = False) -> list[float]:
     """The BCE energy trained by ``trainer.fit`` with ``strategy`` as its step, on data against as
     many negatives, for ceil(config.epochs / strategy.replays) epochs (FreeAT visits each batch m
-    times). Returns each epoch's mean training objective; the model ends in eval mode."""
+    times). Returns each epoch's mean training objective; the model ends in eval mode. It trains
+    where it is (``classifier_objective`` moves each batch there)."""
     if len(data) != len(negatives) or len(data) == 0:
         raise ValueError(f"data and negatives must be non-empty and as many, got {len(data)} and "
                          f"{len(negatives)}")
-    device = next(energy_model.parameters()).device
 
     def step(indices: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-        batch = classifier_objective(energy_model, data[indices].to(device),
-                                     negatives[indices].to(device))
+        batch = classifier_objective(energy_model, data[indices], negatives[indices])
         return strategy.step(batch, optimizer)
 
     epochs = -(-config.epochs // strategy.replays)
@@ -156,9 +155,8 @@ def evaluate(energy_model: nn.Module, task: AdditionTask, test_data: torch.Tenso
              protocol: PerturbStudyProtocol) -> dict[str, float]:
     """Clean accuracy, accuracy under embedding-space PGD, and how the tabu attack reaches spurious
     modes."""
-    device = next(energy_model.parameters()).device
     energy_model.eval()
-    objective = classifier_objective(energy_model, test_data.to(device), test_negatives.to(device))
+    objective = classifier_objective(energy_model, test_data, test_negatives)
     embeds = objective.embed().detach()
     with torch.no_grad():
         clean = -objective.forward(embeds)
@@ -194,7 +192,8 @@ def run_experiment(protocol: PerturbStudyProtocol | None = None, config: str = "
     protocol = protocol or PerturbStudyProtocol.for_mode()
     started = time.perf_counter()
     task, plm = make_task(config), load_pretrained("plm", config)
-    pretrained = load_pretrained("energy_lm", config)
+    # the energies train and are judged on the best device here; P_LM samples on the CPU
+    pretrained = load_pretrained("energy_lm", config).to(pick_device())
     pretrained.head = "mean"
     test_data = task.sample(protocol.n_test, seed=50_000)
     test_negatives = sample_lm(plm, task, protocol.n_test, seed=50_001)

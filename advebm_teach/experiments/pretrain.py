@@ -94,6 +94,7 @@ def _train_and_save(
         train,
         val,
         replace(setup.training, seed=record["seed"]),
+        device=pick_device(),  # the best device here; sampled and saved from the CPU below
         progress=progress,
         checkpoint_dir=checkpoints / kind,
         on_epoch_end=track_samples if kind == "energy_lm" else None,

@@ -27,6 +27,16 @@ the same P_LM test samples and the same resampling pool, drawn once, so interval
 measure how much the *trained energies* vary, not the test draw. Every point is an average
 correctness. Results are JSON; ``reproduction_report`` judges them, prints their tables and draws
 the figures (plotly HTML).
+
+Configurations and devices: ``course`` (5 digits) is sized for 2 CPU cores, ``paper`` (10 digits,
+the paper's epochs) for one GPU (``PROTOCOLS``). Everything runs on ``pick_device()`` unless told
+otherwise: the pre-trained models are moved there and every training is given it. What is chosen by
+device is only how many sequences an attack processes at once (``DiscreteAttack``: 256 on the CPU,
+4,096 on a CUDA GPU), which never changes what a sequence becomes; the training batch (100, the
+mini-batch of Algorithm 1) and the sampling chunk (2,048, which decides the samples a seed draws)
+are part of the experiment and the same on every device. On the CPU the course re-makes its shipped
+results bit for bit; a GPU sums in another order, so its numbers agree with the CPU's only up to
+rounding (and a rounding can flip a near-tie in an attack or a sample).
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from ..attack import DiscreteAttack
 from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained,
                           pretrained_path, read_json, save_model, write_text_atomic)
 from ..checks import check_folder, check_int
-from ..config import fast_mode, get_config, make_task, pick
+from ..config import fast_mode, get_config, make_task, pick, pick_device
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
 from .shipping import RESULTS_DIR, check_can_ship, load_result, run_folder, ship_files
@@ -61,8 +71,8 @@ PAPER_TRAINING_ATTACK = {"include_current": False}
 
 @dataclass(frozen=True)
 class ReproductionProtocol:
-    """The sizes and training settings of one reproduction (course: 2 CPU cores, 10 seeds in
-    < 30 min)."""
+    """The sizes and training settings of one reproduction; each configuration's is in
+    ``PROTOCOLS`` (the defaults are the course's: 2 CPU cores, 10 seeds in < 30 min)."""
 
     n_data: int = 1_000          # paper: 1,000 data and 1,000 P_LM samples
     n_val: int = 200             # held out for early stopping (data, and as many P_LM samples)
@@ -75,14 +85,28 @@ class ReproductionProtocol:
                                                                 "lr": 1e-5, "patience": 3})
 
     @staticmethod
-    def for_mode() -> "ReproductionProtocol":
-        """The course protocol, or a tiny one in fast mode (same code paths)."""
+    def for_mode(config: str = "course") -> "ReproductionProtocol":
+        """``config``'s protocol, or a tiny one in fast mode (the same for both configurations;
+        every code path still runs)."""
+        get_config(config)
         if not fast_mode():
-            return ReproductionProtocol()
+            return PROTOCOLS[config]
         tiny = {"epochs": 1, "lr": 3e-4, "patience": 1}
         return ReproductionProtocol(n_data=64, n_val=32, n_test=24, bce=tiny,
                                     adversarial={**tiny, "attack_steps": 1}, improved_bce=tiny,
                                     improved_adversarial={**tiny, "attack_steps": 1})
+
+
+PROTOCOLS = {
+    "course": ReproductionProtocol(),
+    # Section 3.2 of the paper: 1,000 data and 1,000 P_LM samples, BCE for 5 epochs and
+    # Algorithm 1 for 55, both with early stopping. What the paper does not give (learning rates,
+    # patience, training attack steps, held-out and test sizes, the improved family) is the
+    # course's.
+    "paper": ReproductionProtocol(
+        bce={"epochs": 5, "lr": 3e-4, "patience": 4},
+        adversarial={"attack_steps": 3, "epochs": 55, "lr": 3e-4, "patience": 3}),
+}
 
 
 def correctness_curve(task, energy_model, tokens: torch.Tensor, steps=STEPS,
@@ -107,20 +131,21 @@ def resampling_curve(task, pool: torch.Tensor, pool_energy: torch.Tensor,
             .mean().item() for n in CANDIDATES}
 
 
-def evaluation_sets(config: str,
-                    protocol: ReproductionProtocol) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_sets(config: str, protocol: ReproductionProtocol,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The P_LM test samples ``(n_test, T)`` and resampling pool ``(n_test, 50, T)`` every seed is
-    judged on."""
-    task, plm = make_task(config), load_pretrained("plm", config)
+    judged on (P_LM runs on ``device``; the samples are drawn on, and returned to, the CPU)."""
+    task, plm = make_task(config), load_pretrained("plm", config).to(device)
     test = sample_lm(plm, task, protocol.n_test, seed=30_000)
     pool = sample_lm(plm, task, protocol.n_test * max(CANDIDATES), seed=40_000)
     return test, pool.view(protocol.n_test, max(CANDIDATES), task.seq_len)
 
 
-def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """The likelihood energy before any fine-tuning, under both attacks: no training, so no seed to
-    vary."""
-    task, untrained = make_task(config), load_pretrained("energy_lm", config)
+def untrained_curves(config: str, test: torch.Tensor,
+                     device: torch.device) -> dict[str, dict[str, Any]]:
+    """The likelihood energy before any fine-tuning, under both attacks, attacked on ``device``:
+    no training, so no seed to vary."""
+    task, untrained = make_task(config), load_pretrained("energy_lm", config).to(device)
     untrained.head = "lm_nll"
     return {"lm_nll energy, not fine-tuned, greedy attack": correctness_curve(
                 task, untrained, test),
@@ -128,16 +153,17 @@ def untrained_curves(config: str, test: torch.Tensor) -> dict[str, dict[str, Any
                 task, untrained, test, **IMPROVED_ATTACK)}
 
 
-def train_energies(seed: int, config: str, protocol: ReproductionProtocol, progress: bool = False
-                   ) -> tuple[dict[str, nn.Module], dict[str, float]]:
+def train_energies(seed: int, config: str, protocol: ReproductionProtocol, progress: bool,
+                   device: torch.device) -> tuple[dict[str, nn.Module], dict[str, float]]:
     """The four energies one seed trains, from the pre-trained energy LM, and each one's seconds.
 
     The paper's family (the scalar ``mean`` read-out): ``bce``, then ``adversarial`` (Algorithm 1)
     warm-started from it with eq. 5's alternative tokens as its negatives' moves. The improved
     family (the ``lm_nll`` read-out): ``improved_bce``, then ``improved_adversarial`` with the tabu
-    attack. Each is trained on this seed's data and P_LM samples (``train_ebm``).
+    attack. Each is trained on this seed's data and P_LM samples (``train_ebm``), on ``device``
+    (P_LM and every energy are moved there; the energies are returned there).
     """
-    task, plm = make_task(config), load_pretrained("plm", config)
+    task, plm = make_task(config), load_pretrained("plm", config).to(device)
     data = task.sample(protocol.n_data, seed=10_000 + seed)
     val = task.sample(protocol.n_val, seed=20_000 + seed)
     plan = (  # name, read-out, method, settings, warm start, the training attack's options
@@ -149,12 +175,13 @@ def train_energies(seed: int, config: str, protocol: ReproductionProtocol, progr
     )
     energies, seconds = {}, {}
     for name, head, method, settings, start, attack_options in plan:
-        model = copy.deepcopy(energies[start]) if start else load_pretrained("energy_lm", config)
+        model = (copy.deepcopy(energies[start]) if start
+                 else load_pretrained("energy_lm", config).to(device))
         model.head = head
         training = {key: value for key, value in settings.items() if key != "attack_steps"}
         clock = time.perf_counter()
         train_ebm(model, task, data, plm, method, settings.get("attack_steps", 0), val_data=val,
-                  attack_options=attack_options, progress=progress,
+                  attack_options=attack_options, progress=progress, device=device,
                   config=replace(EBM_TRAINING, seed=seed, **training))
         seconds[f"{head}_{method}"] = time.perf_counter() - clock
         energies[name] = model
@@ -163,19 +190,24 @@ def train_energies(seed: int, config: str, protocol: ReproductionProtocol, progr
 
 def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol | None = None,
              progress: bool = False, evaluation: tuple[torch.Tensor, torch.Tensor] | None = None,
-             shared: dict | None = None, save_energies_to: Path | None = None) -> dict[str, Any]:
-    """Everything one seed contributes (see the module docstring); about two minutes on 2 cores.
+             shared: dict | None = None, save_energies_to: Path | None = None,
+             device: torch.device | str | None = None) -> dict[str, Any]:
+    """Everything one seed contributes (see the module docstring); about two minutes on 2 cores
+    for the course.
 
     ``evaluation`` and ``shared`` (the untrained energy's curves) are computed once for all seeds
     when given; ``save_energies_to`` saves this seed's three trained energies there
-    (``energy_bce``, ``energy_adv``, ``energy_improved``) with their records.
+    (``energy_bce``, ``energy_adv``, ``energy_improved``) with their records. Everything runs on
+    ``device`` (default: ``pick_device()``).
     """
-    protocol = protocol or ReproductionProtocol.for_mode()
+    protocol = protocol or ReproductionProtocol.for_mode(config)
+    device = torch.device(device) if device is not None else pick_device()
     started = time.perf_counter()
     task = make_task(config)
-    test, pool = evaluation if evaluation is not None else evaluation_sets(config, protocol)
-    shared = shared if shared is not None else untrained_curves(config, test)
-    energies, timings = train_energies(seed, config, protocol, progress)
+    test, pool = (evaluation if evaluation is not None
+                  else evaluation_sets(config, protocol, device))
+    shared = shared if shared is not None else untrained_curves(config, test, device)
+    energies, timings = train_energies(seed, config, protocol, progress, device)
 
     def pool_energy(model: nn.Module) -> torch.Tensor:  # (n_test, 50): every pool candidate's E
         return energies_of(model, pool.flatten(0, 1)).view(pool.shape[:2])
@@ -263,8 +295,16 @@ def collect(per_seed: list[dict[str, Any]], config: str, protocol: ReproductionP
 SHIPPED_ENERGIES = ("energy_bce", "energy_adv", "energy_improved")
 
 
+def device_name(device: torch.device) -> str:
+    """``device`` as the results record it: its type, and a CUDA GPU's model."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def reproduce(config: str = "course", seeds: int | None = None, out: str | Path | None = None,
-              ship: bool = False, progress: bool = True, restart: bool = False) -> dict[str, Any]:
+              ship: bool = False, progress: bool = True, restart: bool = False,
+              device: torch.device | str | None = None) -> dict[str, Any]:
     """Run ``seeds`` seeds (default 10; 2 in fast mode), write ``results.json`` and the three
     figures to ``out``; returns the results.
 
@@ -278,17 +318,21 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
 
     ``ship``: then copy what the run made over what the package ships, seed 0's energies
     (``pretrained/<config>/``) and the results (``results/<config>.json``), each file atomically;
-    full protocol only. Every argument is checked before any work starts.
+    full protocol only. Everything runs on ``device`` (default: ``pick_device()``), which the
+    results record (``device``; on a CUDA GPU also ``peak_gpu_memory_gib``, this session's peak
+    of memory allocated by torch). Every argument is checked before any work starts.
     """
     get_config(config)
     n_seeds = pick(10, 2) if seeds is None else check_int("seeds", seeds, low=1)
     check_can_ship(ship)
-    protocol = ReproductionProtocol.for_mode()
+    device = torch.device(device) if device is not None else pick_device()
+    protocol = ReproductionProtocol.for_mode(config)
     out = check_folder("out", out if out is not None else run_folder("reproduce", config))
     if restart:
         for folder in ("seeds", "energies"):
             shutil.rmtree(out / folder, ignore_errors=True)
     fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode(),
+                   "device": device.type,
                    "pretrained_sha256": {
                        kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
                        for kind in ("plm", "energy_lm")}}
@@ -304,12 +348,13 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
         else:
             if not setup:
                 started = time.perf_counter()
-                setup["evaluation"] = evaluation_sets(config, protocol)
-                setup["shared"] = untrained_curves(config, setup["evaluation"][0])
+                setup["evaluation"] = evaluation_sets(config, protocol, device)
+                setup["shared"] = untrained_curves(config, setup["evaluation"][0], device)
                 setup_s = time.perf_counter() - started
             run = run_seed(seed, config, protocol, evaluation=setup["evaluation"],
                            shared=setup["shared"],
-                           save_energies_to=out / "energies" if seed == 0 else None)
+                           save_energies_to=out / "energies" if seed == 0 else None,
+                           device=device)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
         per_seed.append(run)
@@ -318,6 +363,9 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
                   flush=True)
     results = collect(per_seed, config, protocol, setup_s + sum(run["wall_s"] for run in per_seed))
     results["resumed_seeds"] = resumed
+    results["device"] = device_name(device)
+    if device.type == "cuda":
+        results["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     _write_outputs(out, results, per_seed)
     if ship:
         ship_files([(out / "energies" / f"{kind}{suffix}",
@@ -355,7 +403,7 @@ def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
         raise CheckpointError(path, "it holds no stored seed (no 'result')", regenerate)
     if stored.get("fingerprint") != fingerprint:
         raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, "
-                         f"fast mode or pre-trained weights differ); {regenerate}")
+                         f"fast mode, device or pre-trained weights differ); {regenerate}")
     return stored["result"]
 
 

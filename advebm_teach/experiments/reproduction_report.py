@@ -73,8 +73,13 @@ def report_reproduction(results: dict[str, Any]) -> str:
         return f"{label:<56}" + "".join(f"{k:>22}" for k in keys)
 
     improved = results["improved"]
+    # where it ran: results made before the device was recorded (the shipped course.json) say
+    # nothing
+    where = f" on {results['device']}" if "device" in results else ""
+    if "peak_gpu_memory_gib" in results:
+        where += f", peak GPU memory {results['peak_gpu_memory_gib']:.2f} GiB"
     lines = [f"{results['config']} configuration, {len(results['seeds'])} seeds, "
-             f"{results['wall_s']:.0f} s "
+             f"{results['wall_s']:.0f} s{where} "
              f"({'fast mode' if results.get('fast_mode') else 'full'}); P_LM correctness "
              f"{interval(results['plm'])[0]:.3f}", "",
              header("attacked P_LM samples, correctness at S =", results["attack"]["adversarial"])]

@@ -60,16 +60,38 @@ def stacked_png(rows: Sequence[Sequence[go.Figure]]) -> bytes:
     return buffer.getvalue()
 
 
-def widget_bundle(bundle: dict | None, description: str,
-                  rows: Sequence[Sequence[go.Figure]]) -> dict | None:
-    """A widget's mime bundle with a readable ``text/plain`` and, while the notebooks are built, a
-    PNG of its figures: what a reader without a kernel sees instead of ``VBox(children=...)``."""
-    if bundle is None:
-        return None
-    bundle = dict(bundle)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def view_bundle(widget: Any) -> dict:
+    """The mime bundle that shows ``widget``: ipywidgets 8 makes it itself; ipywidgets 7 (what
+    Colab ships) only displays itself, so it is built here as 7.x builds it."""
+    if hasattr(widget, "_repr_mimebundle_"):
+        return widget._repr_mimebundle_()
+    return {"text/plain": repr(widget),
+            WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
+
+
+def colab_metadata() -> dict:
+    """On Colab, the display metadata that sends a widget to Colab's custom widget manager, the
+    one that can draw third-party widgets such as the course's ``PlotlyView``: Colab adds it to
+    displayed widgets but not to a cell's result (anywidget #63, #75), so the course adds it, as
+    anywidget does for its own widgets. Elsewhere (and before the manager is on) nothing."""
+    from anywidget._util import get_repr_metadata  # anywidget's own Colab rule
+
+    return get_repr_metadata()
+
+
+def widget_bundle(widget: Any, description: str,
+                  rows: Sequence[Sequence[go.Figure]]) -> tuple[dict, dict]:
+    """A course widget's mime bundle and metadata: its view (``view_bundle``), a readable
+    ``text/plain`` and, while the notebooks are built, a PNG of its figures, which is what a
+    reader without a kernel sees instead of ``VBox(children=...)``; on Colab, the metadata of
+    ``colab_metadata``."""
+    bundle = dict(view_bundle(widget))
     bundle["text/plain"] = description
     if snapshots_wanted():
         import base64
 
         bundle["image/png"] = base64.b64encode(stacked_png(rows)).decode("ascii")
-    return bundle
+    return bundle, colab_metadata()

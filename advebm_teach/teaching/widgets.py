@@ -8,24 +8,28 @@ trace to show and moves the displayed figures to them.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
 from . import plots
-from ..checks import (check_bool, check_choice, check_int, check_number, check_positive,
-                     check_token_ids)
+from ..checks import check_choice, check_int, check_number, check_positive, check_token_ids
 from .notebook import on_colab
+from .plotly_view import PlotlyView
 from .snapshots import widget_bundle
 from ..task import AdditionTask, check_task
 from ..trace import AttackTrace
 
-#: The plots of an ``AttackStepper``, in the order they appear (top to bottom, left to right), and
-#: their widths in pixels (fixed: a FigureWidget does not shrink to a narrow box, it overflows it).
-PLOT_NAMES = ("saliency", "candidates", "energy", "correctness")
+#: The plots of an ``AttackStepper``, in rows (top to bottom, each left to right), their names in
+#: that order, and their widths in pixels (fixed: a FigureWidget does not shrink to a narrow box,
+#: it overflows it).
+PLOT_ROWS = (("saliency",), ("candidates", "energy"), ("correctness",))
+PLOT_NAMES = tuple(name for row in PLOT_ROWS for name in row)
 PLOT_WIDTHS = {"saliency": 920, "candidates": 460, "energy": 460, "correctness": 920}
+#: How the widgets draw their plots (see ``FigurePanel``); None picks ``default_renderer()``.
+RENDERERS = ("figure_widget", "html")
 
 
 class AttackStepper:
@@ -38,17 +42,18 @@ class AttackStepper:
     ``trace.candidate_energy[s]`` (the chosen token is the one in ``trace.tokens[s + 1]``). Step
     ``S`` shows the final sequences, with no choice left to make.
 
-    ``figure_widget=True`` (the default, except on Colab) shows plotly ``FigureWidget``s and
-    updates them in place; ``False`` redraws plain figures into ``ipywidgets.Output``s (Colab does
-    not render FigureWidgets). Display the stepper as the last expression of a cell, or display
-    ``.widget``.
+    ``renderer`` says how the plots are drawn (``FigurePanel``): ``"figure_widget"`` (the default
+    off Colab) updates plotly ``FigureWidget``s in place; ``"html"`` (the default on Colab, where
+    both FigureWidgets and plotly figures inside ``ipywidgets.Output``s fail: plotly.py #2202,
+    colabtools #5889) redraws them with the course's ``PlotlyView``, which carries its own
+    plotly.js. Display the stepper as the last expression of a cell, or display ``.widget``.
     """
 
     def __init__(self, trace: AttackTrace, task: AdditionTask, sequence: int = 0,
-                 figure_widget: bool | None = None) -> None:
+                 renderer: str | None = None) -> None:
         self.trace = _check_trace(trace, task)
         self.task = task
-        self._figure_widget = _figure_widget(figure_widget)
+        renderer = check_renderer(renderer)
         self._sequence = self._check_sequence(sequence)
         self._step = 0
         self._labels = task.position_labels()
@@ -70,38 +75,31 @@ class AttackStepper:
         self.step_slider.observe(self._on_step, names="value")
         self.sequence_picker.observe(self._on_sequence, names="value")
 
-        self._panel = FigurePanel(self._build_figures(), self._figure_widget)
-        views = self._panel.views
+        self._panel = FigurePanel(self._build_figures(), PLOT_ROWS, renderer)
         self._update_status()
-
-        boxes = {name: widgets.Box([views[name]]) for name in PLOT_NAMES}
-        for name, box in boxes.items():
-            box.add_class(f"advebm-plot-{name}")
         self.widget = widgets.VBox([
             widgets.HBox([self.play, self.step_slider, self.sequence_picker]),
             self.status,
-            boxes["saliency"],
-            widgets.HBox([boxes["candidates"], boxes["energy"]]),
-            boxes["correctness"],
+            *self._panel.children,
         ])
         self.widget.add_class("advebm-attack-stepper")
 
     @classmethod
     def from_attack(cls, energy_model: torch.nn.Module, task: AdditionTask, tokens: torch.Tensor,
-                    steps: int = 10, *, sequence: int = 0, figure_widget: bool | None = None,
+                    steps: int = 10, *, sequence: int = 0, renderer: str | None = None,
                     **attack_options: Any) -> AttackStepper:
         """Run ``DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)`` and
         step through it."""
         from ..attack import DiscreteAttack
 
         trace = DiscreteAttack(energy_model, task, steps, **attack_options).attack(tokens)
-        return cls(trace, task, sequence=sequence, figure_widget=figure_widget)
+        return cls(trace, task, sequence=sequence, renderer=renderer)
 
     # ------------------------------------------------------------------ public state
     @property
-    def figure_widget(self) -> bool:
-        """Whether the plots are ``FigureWidget``s updated in place (else redrawn in Outputs)."""
-        return self._figure_widget
+    def renderer(self) -> str:
+        """How the plots are drawn: ``"figure_widget"`` or ``"html"`` (see the class docstring)."""
+        return self._panel.renderer
 
     @property
     def step(self) -> int:
@@ -113,16 +111,12 @@ class AttackStepper:
 
     @property
     def figures(self) -> Mapping[str, go.Figure]:
-        """The figures now shown, by name (``PLOT_NAMES``): ``FigureWidget``s (the same objects at
-        every step) when ``figure_widget``, else the plain figures last drawn. Read-only."""
+        """The figures now shown, by name (``PLOT_NAMES``); see ``FigurePanel.figures``."""
         return self._panel.figures
 
     @property
     def views(self) -> Mapping[str, widgets.Widget]:
-        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``.
-
-        Read-only.
-        """
+        """The widget drawing each plot, by name; see ``FigurePanel.views``."""
         return self._panel.views
 
     def show_step(self, step: int) -> None:
@@ -138,10 +132,10 @@ class AttackStepper:
         # -> _on_sequence -> _update (when it changes)
         self.sequence_picker.value = self._check_sequence(sequence)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict]:
         figures = self.figures
         return widget_bundle(
-            self.widget._repr_mimebundle_(**kwargs),
+            self.widget,
             f"AttackStepper: {self.trace.steps} attack steps on {len(self.trace.final)} "
             f"sequence(s); run the cell in Jupyter to step through them",
             [[figures["saliency"]], [figures["candidates"], figures["energy"]],
@@ -223,50 +217,71 @@ class AttackStepper:
 
 
 class FigurePanel:
-    """A widget's plots by name: ``FigureWidget``s moved in place to each fresh figure, or
-    (``figure_widget=False``, for Colab, which does not render FigureWidgets) plain figures redrawn
-    into ``ipywidgets.Output``s."""
+    """A widget's plots by name, laid out in ``rows`` (rows of names, top to bottom), drawn by
+    ``renderer``:
 
-    def __init__(self, fresh: Mapping[str, go.Figure], figure_widget: bool) -> None:
-        self.figure_widget = figure_widget
-        if figure_widget:
+    - ``"figure_widget"``: one plotly ``FigureWidget`` per plot, each in a ``Box`` with the class
+      ``advebm-plot-<name>``, moved in place to each fresh figure (plotly sends the browser only
+      what changed). Off Colab, the default.
+    - ``"html"``: one ``PlotlyView`` (plotly_view.py) draws every plot, in a
+      ``div.advebm-plot-<name>``, with the plotly.js it carries. On Colab, the default: there a
+      FigureWidget does not render (plotly.py #2202, colab-cdn-widget-manager #19 and #51) and a
+      plotly figure inside an ``ipywidgets.Output`` fails with "Plotly is not defined"
+      (colabtools #5889), while a custom anywidget does render.
+
+    ``children`` are the widgets to put in the containing box, in order.
+    """
+
+    def __init__(self, fresh: Mapping[str, go.Figure], rows: Sequence[Sequence[str]],
+                 renderer: str) -> None:
+        self.renderer = check_renderer(renderer)
+        if renderer == "figure_widget":
             self._figures: dict[str, go.Figure] = {name: go.FigureWidget(fig)
                                                    for name, fig in fresh.items()}
             self._views: dict[str, widgets.Widget] = dict(self._figures)
+            boxes = {name: widgets.Box([view]) for name, view in self._views.items()}
+            for name, box in boxes.items():
+                box.add_class(f"advebm-plot-{name}")
+            self.children = tuple(boxes[row[0]] if len(row) == 1
+                                  else widgets.HBox([boxes[name] for name in row])
+                                  for row in rows)
         else:
-            self._views = {name: widgets.Output() for name in fresh}
-            self.show(fresh)
+            self._figures = dict(fresh)
+            view = PlotlyView(rows, fresh)
+            self._views = dict.fromkeys(fresh, view)
+            self.children = (view,)
 
     @property
     def figures(self) -> Mapping[str, go.Figure]:
-        """The figures now shown, by name. Read-only."""
+        """The figures now shown, by name: the ``FigureWidget``s (the same objects at every
+        update), or the plain figures the ``PlotlyView`` last drew. Read-only."""
         return MappingProxyType(self._figures)
 
     @property
     def views(self) -> Mapping[str, widgets.Widget]:
-        """The widget showing each figure, by name. Read-only."""
+        """The widget drawing each figure, by name: its ``FigureWidget``, or the one
+        ``PlotlyView`` that draws them all. Read-only."""
         return MappingProxyType(self._views)
 
     def show(self, fresh: Mapping[str, go.Figure]) -> None:
         """Show ``fresh`` (the same names as at construction)."""
-        if self.figure_widget:
+        if self.renderer == "figure_widget":
             for name, fig in fresh.items():
                 _move_figure(self._figures[name], fig)
             return
         self._figures = dict(fresh)
-        for name, fig in fresh.items():
-            # The figure's own rich repr, as the current plotly renderer makes it ("colab" on
-            # Colab); plotly's JSON mimetype when no renderer is set (plain Python, tests).
-            data = (fig._repr_mimebundle_()
-                    or {"application/vnd.plotly.v1+json": fig.to_plotly_json()})
-            data.setdefault("text/plain", f"<plotly figure: {name}>")
-            self._views[name].outputs = (
-                {"output_type": "display_data", "data": data, "metadata": {}},)
+        self._views[next(iter(fresh))].show(fresh)
 
 
-def _figure_widget(value: bool | None) -> bool:
-    """Whether to show ``FigureWidget``s: ``value``, or when None everywhere but on Colab."""
-    return not on_colab() if value is None else check_bool("figure_widget", value)
+def default_renderer() -> str:
+    """``"html"`` on Colab (``teaching.notebook.on_colab()``), else ``"figure_widget"``."""
+    return "html" if on_colab() else "figure_widget"
+
+
+def check_renderer(renderer: str | None) -> str:
+    """``renderer`` if it is one of ``RENDERERS``; ``default_renderer()`` when None."""
+    return default_renderer() if renderer is None else check_choice("renderer", renderer,
+                                                                     RENDERERS)
 
 
 def _move_figure(shown: go.FigureWidget, fresh: go.Figure) -> None:
@@ -330,17 +345,18 @@ class PerturbationExplorer:
     2.5 eps / steps, Madry et al.'s rule), FGSM in the L-inf cube whose corners lie at L2 distance
     eps. The heatmap shows ||delta_{b,t}|| per token of the method picked. Everything is computed
     from ``objective`` (``perturb.Objective``), in the model's current train/eval mode.
-    ``figure_widget`` as in ``AttackStepper``.
+    ``renderer`` as in ``AttackStepper``: ``"html"`` on Colab, ``"figure_widget"`` elsewhere.
     """
 
     METHODS = ("FGSM", "FGM", "PGD")
+    PLOT_ROWS = (("loss",), ("norms",))
     PLOT_WIDTHS = {"loss": 620, "norms": 920}
     FRACTIONS = tuple(i / 10 for i in range(11))
 
     def __init__(self, objective: Any, labels: list[str], symbols: list[list[str]],
                  epsilon: float = 0.05, steps: int = 5, method: str = "PGD",
                  max_epsilon: float = 0.2, max_steps: int = 20,
-                 figure_widget: bool | None = None) -> None:
+                 renderer: str | None = None) -> None:
         if not all(callable(getattr(objective, name, None)) for name in ("embed", "loss_fn")):
             raise TypeError(f"objective must be a perturb.Objective, "
                             f"got {type(objective).__name__}")
@@ -348,7 +364,7 @@ class PerturbationExplorer:
         epsilon = check_number("epsilon", epsilon, 0, max_epsilon, low_open=True)
         steps = check_int("steps", steps, 1, check_int("max_steps", max_steps, 1))
         check_choice("method", method, self.METHODS)
-        self._figure_widget = _figure_widget(figure_widget)
+        renderer = check_renderer(renderer)
         self.objective = objective
         self._embeds = objective.embed().detach()
         self.labels, self.symbols = list(labels), [list(row) for row in symbols]
@@ -368,41 +384,42 @@ class PerturbationExplorer:
         self.status = widgets.HTML()
         self._compute()
         self._update_status()
-        self._panel = FigurePanel(self._build_figures(), self._figure_widget)
-        views = self._panel.views
+        self._panel = FigurePanel(self._build_figures(), self.PLOT_ROWS, renderer)
         for control in (self.epsilon_slider, self.steps_slider, self.method_picker):
             control.observe(self._on_change, names="value")
         self.widget = widgets.VBox([widgets.HBox([self.epsilon_slider, self.steps_slider]),
-                                    self.method_picker, self.status, views["loss"],
-                                    views["norms"]])
+                                    self.method_picker, self.status, *self._panel.children])
         self.widget.add_class("advebm-perturbation-explorer")
 
     @classmethod
     def for_classifier(cls, energy_model: torch.nn.Module, task: AdditionTask, data: torch.Tensor,
                        negatives: torch.Tensor, **kwargs: Any) -> PerturbationExplorer:
         """The explorer on the BCE classifier's loss over ``data`` (true sums) and as many
-        ``negatives``."""
+        ``negatives``, on any devices: ``classifier_objective`` moves them to the model's."""
         check_task(task).check_model("energy_model", energy_model)
         check_token_ids("data", data, task.vocab_size, task.seq_len, dims=(2,))
         check_token_ids("negatives", negatives, task.vocab_size, task.seq_len, dims=(2,))
         from ..trainer import classifier_objective
 
-        tokens = torch.cat([data, negatives])
-        symbols = [[task.vocab[t] for t in row] for row in tokens.tolist()]
+        # one row per sequence of the objective: the data, then the negatives
+        symbols = [[task.vocab[t] for t in row]
+                   for tokens in (data, negatives) for row in tokens.tolist()]
         return cls(classifier_objective(energy_model, data, negatives), task.position_labels(),
                    symbols, **kwargs)
 
     @property
+    def renderer(self) -> str:
+        """How the plots are drawn: ``"figure_widget"`` or ``"html"`` (see ``FigurePanel``)."""
+        return self._panel.renderer
+
+    @property
     def figures(self) -> Mapping[str, go.Figure]:
-        """The figures now shown, by name (``loss``, ``norms``). Read-only."""
+        """The figures now shown, by name (``loss``, ``norms``); see ``FigurePanel.figures``."""
         return self._panel.figures
 
     @property
     def views(self) -> Mapping[str, widgets.Widget]:
-        """The widget showing each plot, by name: the ``FigureWidget`` itself, or its ``Output``.
-
-        Read-only.
-        """
+        """The widget drawing each plot, by name; see ``FigurePanel.views``."""
         return self._panel.views
 
     def perturbations(self) -> dict[str, torch.Tensor]:
@@ -424,10 +441,10 @@ class PerturbationExplorer:
         if method is not None:
             self.method_picker.value = check_choice("method", method, self.METHODS)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict]:
         figures = self.figures
         return widget_bundle(
-            self.widget._repr_mimebundle_(**kwargs),
+            self.widget,
             "PerturbationExplorer: FGSM, FGM and PGD on one batch; run the cell in Jupyter to "
             "move eps and PGD's steps", [[figures["loss"]], [figures["norms"]]])
 

@@ -12,6 +12,11 @@ for V = 4, T = 5), listed by ``all_states`` in lexicographic order. On such a sp
 the data; ``BigramLM`` plays P_LM: a locally normalised proposal that learns the data's local rule
 and misses its global one. The estimators that replace the exact model term live in
 ``estimators.py``.
+
+Device and precision: the toy world lives on the CPU in float64 (its space is tiny, the exact sums
+deserve the precision, and Apple's MPS has no float64). Symbols given on another device are moved
+to the CPU; a ``ToyEBM`` moved to another device or dtype raises a ValueError that says how to put
+it back.
 """
 
 from __future__ import annotations
@@ -47,12 +52,12 @@ def all_states(n_symbols: int, length: int) -> torch.Tensor:
 
 
 def check_states(x: object, n_symbols: int, length: int, name: str = "x") -> torch.Tensor:
-    """``x`` as ``torch.long`` if it is an integer tensor ``(B, length)``, B >= 1, of symbols
-    0..n_symbols-1."""
+    """``x`` as ``torch.long`` on the CPU if it is an integer tensor ``(B, length)``, B >= 1, of
+    symbols 0..n_symbols-1."""
     x = check_token_ids(name, x, n_symbols, length, dims=(2,))
     if len(x) == 0:
         raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(x.shape)}")
-    return x.long()
+    return x.long().cpu()
 
 
 def state_index(x: torch.Tensor, n_symbols: int) -> torch.Tensor:
@@ -136,6 +141,7 @@ class BigramLM:
                              f"got {tuple(initial.shape)} and {tuple(transition.shape)}")
         n_symbols = len(initial)
         _check_space(n_symbols, length)
+        initial, transition = initial.cpu(), transition.cpu()  # the toy's device
         rows = torch.cat([initial[None], transition]).double()  # (1 + V, V)
         if bool((rows <= 0).any()) or not torch.allclose(
                 rows.sum(dim=1), torch.ones(n_symbols + 1, dtype=rows.dtype)):
@@ -210,9 +216,9 @@ class SymbolSequences:
         return check_states(tokens, self.vocab_size, self.length, "tokens")
 
     def editable_mask(self, tokens: torch.Tensor, positions: str = "all") -> torch.Tensor:
-        """``(B, T)`` bool, all True: an attack may rewrite any position."""
+        """``(B, T)`` bool on the tokens' device, all True: an attack may rewrite any position."""
         check_choice("positions", positions, self.position_sets)
-        return torch.ones(len(tokens), self.length, dtype=torch.bool)
+        return torch.ones(len(tokens), self.length, dtype=torch.bool, device=tokens.device)
 
     def writable_tokens(self) -> torch.Tensor:
         """``(V,)``: every symbol."""
@@ -230,9 +236,9 @@ class ToyEBM(nn.Module):
     embedding seam, so ``saliency.token_saliency`` and ``saliency.first_order_scores`` apply
     unchanged: with one-hot embeddings the first-order score of writing v at position i is
     g_i[v] - g_i[x_i], g_i = grad(-E) at the one-hot x_i (Gibbs-with-Gradients' proposal).
-    Parameters are float64 (the space is tiny; exact comparisons deserve the precision) and drawn
-    from their own generator seeded with ``seed``: one seed gives one model, and torch's global
-    random state is left alone.
+    Parameters are float64 on the CPU (the space is tiny; exact comparisons deserve the precision;
+    moved elsewhere, the model refuses to run) and drawn from their own generator seeded with
+    ``seed``: one seed gives one model, and torch's global random state is left alone.
     """
 
     def __init__(self, n_symbols: int, length: int, seed: int = 0, hidden: int = 32) -> None:
@@ -263,8 +269,9 @@ class ToyEBM(nn.Module):
         return all_states(self.n_symbols, self.length)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """One-hot symbols ``(..., V)`` in the parameters' dtype (any leading shape)."""
-        tokens = check_token_ids("tokens", tokens, self.n_symbols, dims=None)
+        """One-hot symbols ``(..., V)`` in float64 on the CPU (any leading shape)."""
+        self._check_placement()
+        tokens = check_token_ids("tokens", tokens, self.n_symbols, dims=None).cpu()
         return F.one_hot(tokens, self.n_symbols).to(self.out_weight.dtype)
 
     def energy_from_embeds(self, embeds: torch.Tensor,
@@ -273,13 +280,23 @@ class ToyEBM(nn.Module):
 
         ``tokens`` is accepted for the seam, and unused.
         """
+        self._check_placement()
         check_tensor("embeds", embeds, floating=True)
         if embeds.dim() != 3 or embeds.shape[1:] != (self.length, self.n_symbols):
             raise ValueError(f"embeds must have shape (B, {self.length}, {self.n_symbols}), "
                              f"got {tuple(embeds.shape)}")
         # (B, T, V) -> (B, T*V), times W^T (T*V, H): the hidden units (B, H)
-        units = torch.relu(embeds.flatten(1) @ self.hidden_weight.T + self.hidden_bias)
+        units = torch.relu(embeds.cpu().flatten(1) @ self.hidden_weight.T + self.hidden_bias)
         return units @ self.out_weight + self.offset
+
+    def _check_placement(self) -> None:
+        """A ValueError unless the parameters are float64 on the CPU, where the toy runs."""
+        weight = self.out_weight
+        if weight.device.type != "cpu" or weight.dtype != torch.float64:
+            raise ValueError(f"a ToyEBM runs on the CPU in float64 (the toy's states, samplers "
+                             f"and exact sums are there; MPS has no float64), but this one is on "
+                             f"{weight.device} in {weight.dtype}: move it back with "
+                             f"model.to('cpu', torch.float64)")
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E_theta(x) ``(B,)`` for symbols ``x (B, T)``; low energy means probable."""

@@ -25,6 +25,9 @@ Every Monte-Carlo estimator starts from n samples of the proposal (P_LM's role),
 attack does. Each returns a ``GradientEstimate``: one tensor per parameter and the *cost*, counted
 as energy evaluations of the negative phase: one per sequence per forward pass, one more per
 sequence for a backward pass (the data term costs the same for every estimator and is not counted).
+
+Like the toy itself (``ebm.py``), everything here runs on the CPU in float64: states given on
+another device are moved to the CPU, and the returned gradients and negatives are CPU tensors.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: notebooks///ipynb,sources/notebooks///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -40,17 +44,31 @@
 # table.
 #
 # Every notebook starts with the same setup cell. On Colab it installs the course package and turns
-# on Colab's widget manager; on Binder and on your own machine it only imports. Run it first.
+# on Colab's widget manager; on Binder and on your own machine it only imports. Run it first. It
+# also names the device the course runs its models on: a GPU if there is one (CUDA, or Apple's
+# MPS), else the CPU. The next cell keeps it as `device`, and every model is moved there
+# (`model.to(device)`). The course's models move the tokens they are given to their own device,
+# so the data can stay on the CPU; what a model computes stays on its device (`.cpu()` brings it
+# back).
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -60,7 +78,7 @@ print(advebm_teach.setup_notebook())
 import torch
 
 from advebm_teach import (LSTMLanguageModel, load_pretrained, load_pretrained_record, make_task,
-                          sample_lm)
+                          pick_device, sample_lm)
 from advebm_teach.config import TrainConfig
 from advebm_teach.sampling import copy_rate, lm_log_prob
 from advebm_teach.task import AdditionTask
@@ -68,6 +86,8 @@ from advebm_teach.teaching.exercises.task import (check_answer_digits, check_car
                                                   check_correctness, check_sequence_log_prob)
 from advebm_teach.teaching.plots import per_position_bars, training_curves
 from advebm_teach.trainer import train_lm
+
+device = pick_device()  # the device the setup cell named: every model goes there
 
 # %% [markdown]
 # ## 1. The task
@@ -196,7 +216,7 @@ check_correctness(correctness)
 train_data = task.sample(1_000, seed=1)
 heldout = task.sample(1_000, seed=2)
 torch.manual_seed(0)
-live_plm = LSTMLanguageModel(task.vocab_size)
+live_plm = LSTMLanguageModel(task.vocab_size).to(device)
 plm_training = TrainConfig(epochs=150, batch_size=32, lr=1e-3, weight_decay=0.05, patience=20)
 live_result = train_lm(live_plm, train_data, heldout, plm_training, progress=False)
 plm_record = load_pretrained_record("plm")
@@ -224,7 +244,7 @@ training_curves(live_result.history, title="P_LM: training vs held-out loss",
 # many samples are verbatim copies of the training set (a memorising model copies).
 
 # %%
-plm = load_pretrained("plm")
+plm = load_pretrained("plm").to(device)
 n_samples = 2_000
 plm_samples = sample_lm(plm, task, n_samples, seed=10)
 print(f"P_LM: average correctness {task.correctness(plm_samples).mean():.2f} over {n_samples} "
@@ -246,7 +266,8 @@ for text, score in zip(task.decode(plm_samples[:6], strip=True),
 # tokens have probability 1 and add nothing. `task.digit_slots` is a `(T,)` boolean mask of the
 # digit positions. Return `(B,)` floats; do not call `sampling.lm_log_prob`. The checker compares
 # your numbers with P_LM read one token at a time, as the sampler reads it, and recognises the
-# usual slips.
+# usual slips. Its tokens may be on the CPU while `lm` is on `device`: move the tokens to the
+# model's device (`next(lm.parameters()).device`) before you combine them with its logits.
 
 # %%
 def sequence_log_prob(lm: torch.nn.Module, tokens: torch.Tensor,
@@ -344,7 +365,7 @@ check_carries(carries)
 # `docs/pretraining.md`).
 
 # %%
-energy_lm = load_pretrained("energy_lm")
+energy_lm = load_pretrained("energy_lm").to(device)
 energy_record = load_pretrained_record("energy_lm")
 print("made by:", energy_record["command"])
 energy_metrics = energy_record["metrics"]

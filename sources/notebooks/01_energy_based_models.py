@@ -44,14 +44,23 @@
 # Run the setup cell first.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -78,6 +87,9 @@ torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest
 # home*: every step stays on a symbol or moves to a neighbouring one ($|x_{t+1} - x_t| \le 1$,
 # staying twice as likely as moving), and the last symbol equals the first. The step rule is
 # *local*; coming home is *global*, like a sum whose answer must fit both operands.
+#
+# The toy computes exactly, in float64, and on the CPU whatever device the setup cell named: its
+# tensors are far too small to gain from a GPU, and Apple's MPS has no float64.
 
 # %%
 V, T = 4, 5

@@ -49,14 +49,23 @@
 # Run the setup cell first.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -87,7 +96,9 @@ torch.set_num_threads(1)  # every tensor here is tiny: one thread is fastest
 # The same world as in notebook 01: sequences of 5 symbols 0–3, the data are walks that come home,
 # P_LM is a bigram model. The untrained energy spreads its mass thinly over all 1,024 states
 # (notebook 01's heatmap); a sampler is better tested on a model with sharper modes, so the primer
-# below samples from the untrained model after 30 steps of exact-gradient training (`sharp`).
+# below samples from the untrained model after 30 steps of exact-gradient training (`sharp`). As in
+# notebook 01, the toy runs exactly, in float64, on the CPU (too small to gain from a GPU; Apple's
+# MPS has no float64).
 
 # %%
 V, T = 4, 5

@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: notebooks///ipynb,sources/notebooks///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -42,14 +46,23 @@
 # $\varepsilon$ the radius, $\eta$ PGD's step, $K$ its steps, $\lambda$ a regulariser's weight.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -61,7 +74,7 @@ import math
 
 import torch
 
-from advebm_teach import TransformerEnergy, load_pretrained, make_task, sample_lm
+from advebm_teach import TransformerEnergy, load_pretrained, make_task, pick_device, sample_lm
 from advebm_teach.perturb import embedding_gradient, fgm, fgsm, gradient_penalty, pgd
 from advebm_teach.trainer import classifier_objective
 from advebm_teach.teaching.exercises.embedding import (check_fgm_perturbation,
@@ -71,8 +84,9 @@ from advebm_teach.teaching.exercises.embedding import (check_fgm_perturbation,
 from advebm_teach.teaching.plots import loglog_curves
 from advebm_teach.teaching.widgets import PerturbationExplorer
 
+device = pick_device()
 task = make_task("course")
-plm = load_pretrained("plm")
+plm = load_pretrained("plm").to(device)
 
 # %% [markdown]
 # ## 1. The model we attack
@@ -93,7 +107,7 @@ plm = load_pretrained("plm")
 # and the fraction of P_LM's samples with $E > 0$.
 
 # %%
-energy_model = load_pretrained("energy_bce")
+energy_model = load_pretrained("energy_bce").to(device)
 test_data, test_negatives = task.sample(100, seed=2), sample_lm(plm, task, 100, seed=3)
 batch = classifier_objective(energy_model, test_data, test_negatives)  # 100 + 100 sequences
 embeds = batch.embed().detach()  # e = W[x], (200, T, d)
@@ -383,10 +397,11 @@ check_pgd_perturbation(pgd_perturbation)
 # Check it: the two parameter gradients' corrections to $\nabla_\theta L$ should agree up to a
 # relative error that shrinks like ε. The penalty needs a gradient of a gradient
 # (`gradient_penalty` keeps the first backward's graph: a *double backward*). In float64, so
-# that rounding does not hide the trend, on 8 + 8 sequences:
+# that rounding does not hide the trend, on the CPU (Apple's MPS has no float64), on 8 + 8
+# sequences:
 
 # %%
-model64 = copy.deepcopy(energy_model).double()
+model64 = copy.deepcopy(energy_model).to("cpu", torch.float64)
 batch64 = classifier_objective(model64, test_data[:8], test_negatives[:8])
 
 
@@ -446,7 +461,7 @@ loglog_curves(epsilons, errors, title="Adversarial vs gradient-penalty parameter
 # same weights with dropout 0.1:
 
 # %%
-dropped = TransformerEnergy(**{**energy_model.config, "dropout": 0.1})
+dropped = TransformerEnergy(**{**energy_model.config, "dropout": 0.1}).to(device)
 dropped.load_state_dict(energy_model.state_dict())
 dropped.train()
 noisy = classifier_objective(dropped, test_data, test_negatives)

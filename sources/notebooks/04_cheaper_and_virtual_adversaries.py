@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: notebooks///ipynb,sources/notebooks///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -44,14 +48,23 @@
 # the network.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -63,7 +76,7 @@ import math
 
 import torch
 
-from advebm_teach import load_pretrained, make_task, sample_lm
+from advebm_teach import load_pretrained, make_task, pick_device, sample_lm
 from advebm_teach.perturb import (ascend, embedding_gradient, kl_divergence, pgd, random_in_ball,
                                   symmetric_kl)
 from advebm_teach.perturb_steps import ALUM, SMART, YOPO, FreeAT
@@ -72,9 +85,10 @@ from advebm_teach.experiments.shipping import load_result
 from advebm_teach.teaching.exercises.embedding import check_freelb_loss, check_symmetric_kl
 from advebm_teach.teaching.plots import cost_bars
 
+device = pick_device()
 task = make_task("course")
-plm = load_pretrained("plm")
-energy_model = load_pretrained("energy_bce")  # notebook 03's model: the BCE energy
+plm = load_pretrained("plm").to(device)
+energy_model = load_pretrained("energy_bce").to(device)  # notebook 03's model: the BCE energy
 test_data, test_negatives = task.sample(100, seed=2), sample_lm(plm, task, 100, seed=3)
 batch = classifier_objective(energy_model, test_data, test_negatives)  # 100 + 100 sequences
 embeds = batch.embed().detach()
@@ -292,7 +306,7 @@ for radius in (0.01, 0.02, 0.05):
 # %%
 target = batch.forward(embeds).detach()  # f(e), held fixed during the ascent
 at_zero = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds)
-noise = 1e-5 * torch.randn(embeds.shape, generator=torch.Generator().manual_seed(0))
+noise = 1e-5 * torch.randn(embeds.shape, generator=torch.Generator().manual_seed(0)).to(device)
 step = embedding_gradient(lambda x: symmetric_kl(target, batch.forward(x)), embeds + noise)
 moved = ascend(noise, step, eps, eps)  # one ascent step of size eta = eps
 with torch.no_grad():
@@ -356,7 +370,7 @@ def virtual_adversarial_loss(objective, epsilon: float, eta: float, weight: floa
     outputs = objective.forward(embeds)  # f(e)
     target, point = outputs.detach(), embeds.detach()
     divergence = symmetric_kl if symmetric else kl_divergence
-    delta = 1e-5 * torch.randn(point.shape, generator=generator)  # sigma = 1e-5
+    delta = 1e-5 * torch.randn(point.shape, generator=generator).to(point.device)  # sigma = 1e-5
     for _ in range(steps):  # ascent passes: backward to the input only
         g = embedding_gradient(lambda x: divergence(target, objective.forward(x)), point + delta)
         delta = ascend(delta, g, eta, epsilon)

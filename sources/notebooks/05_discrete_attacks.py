@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: notebooks///ipynb,sources/notebooks///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -52,14 +56,23 @@
 # Run the setup cell first.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -68,7 +81,7 @@ print(advebm_teach.setup_notebook())
 # %%
 import torch
 
-from advebm_teach import load_pretrained, make_task, sample_lm
+from advebm_teach import load_pretrained, make_task, pick_device, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.attack_reference import naive_attack
 from advebm_teach.saliency import first_order_scores, token_saliency
@@ -76,8 +89,9 @@ from advebm_teach.teaching.exercises.discrete import check_attack_step, check_ru
 from advebm_teach.teaching.plots import curves_by_step, prediction_scatter, saliency_grid
 from advebm_teach.teaching.widgets import AttackStepper
 
+device = pick_device()
 task = make_task("course")
-plm = load_pretrained("plm")
+plm = load_pretrained("plm").to(device)
 samples = sample_lm(plm, task, 256, seed=0)  # the samples `advebm-teach bench attack` uses
 labels = task.position_labels()  # <bos>, a5..a1, +, b5..b1, =, c6..c1, <eos>
 print(f"{len(samples)} P_LM samples, e.g. {task.decode(samples[0], strip=True)}; "
@@ -93,7 +107,7 @@ print(f"{len(samples)} P_LM samples, e.g. {task.decode(samples[0], strip=True)};
 # every step of the attack is easy to judge.
 
 # %%
-energy_model = load_pretrained("energy_lm")
+energy_model = load_pretrained("energy_lm").to(device)
 energy_model.head = "lm_nll"
 with torch.no_grad():
     print(f"mean energy: true sums {energy_model.energy(task.sample(200, seed=1)).mean():.1f}, "
@@ -123,7 +137,7 @@ print(f"trying all ten digits lowers the energy by {exact_decrease:.1f} nats on 
 print("step along -g_i  moved off the digit  landed on the best  energy went down  mean decrease")
 for length in (0.5, 1.0, 2.0, 5.0, 10.0):
     moved = e - length * e.norm(dim=1, keepdim=True) * g_i / g_i.norm(dim=1, keepdim=True)
-    nearest = torch.cdist(moved, W[:10]).argmin(dim=1)  # the nearest digit, (B,)
+    nearest = torch.cdist(moved, W[:10]).argmin(dim=1).cpu()  # nearest digit (B,), on the CPU
     decrease = first.energy[0] - energy_of_digit[rows, nearest]
     print(f"{length:5.1f} x ||e_i||  {(nearest != current).sum():13d} "
           f"{(nearest == best).sum():18d} {(decrease > 0).sum():17d} {decrease.mean():10.1f} nats")
@@ -318,7 +332,9 @@ curves_by_step({name: curve.tolist() for name, curve in curves.items()},
 # Do not edit `tokens` in place. The checker runs your step on 8 samples: from the samples
 # themselves, from each state the reference attack `naive_attack` (with a tabu list) reaches in 5
 # steps, with the tabu list it had there, and with rows whose positions are all, or all but one,
-# tabu. It names the first row where your choice differs, and why.
+# tabu. It names the first row where your choice differs, and why. Its tokens and tabu masks may
+# be on the CPU while `energy_model` is on `device`: work on the model's device
+# (`next(energy_model.parameters()).device`), moving the inputs there and making new tensors there.
 
 # %%
 def attack_step(energy_model, task, tokens: torch.Tensor, tabu: torch.Tensor):
@@ -340,9 +356,10 @@ check_attack_step(attack_step, energy_model, task, samples[:8])
 # `token_saliency` takes a `mask` and puts minus infinity outside it, so an argmax over each row
 # never lands on a forbidden position; a row that has no allowed position at all shows up in
 # `allowed.any(dim=1)`. For the candidates, make one copy of the whole batch per digit and write
-# that digit at each row's own position (index with the row numbers `torch.arange(B)` and the
-# positions together); the ten energies, stacked side by side, give a `(B, 10)` table whose
-# argmin along the digits is the winner, and the first minimum is the lower digit.
+# that digit at each row's own position (index with the row numbers
+# `torch.arange(B, device=device)` and the positions together); the ten energies, stacked side by
+# side, give a `(B, 10)` table whose argmin along the digits is the winner, and the first minimum
+# is the lower digit.
 # </details>
 
 # %% [markdown]
@@ -353,7 +370,8 @@ check_attack_step(attack_step, energy_model, task, samples[:8])
 # `tokens` itself. With `tabu=True` keep a tabu mask, all False at first: after each step, a row
 # whose step changed nothing (and had a position) marks that position tabu; a row that changed
 # empties its list. With `tabu=False` the mask stays empty: the paper's greedy attack. The checker
-# compares your states with `naive_attack`'s, 6 steps on 8 samples, with and without tabu.
+# compares your states with `naive_attack`'s, 6 steps on 8 samples, with and without tabu. Work on
+# the model's device, as in Exercise 05.1.
 
 # %%
 def run_attack(energy_model, task, tokens: torch.Tensor, steps: int, tabu: bool = True):
@@ -456,7 +474,7 @@ print("(in brackets: the correctness of each sequence)")
 # with the true change for every other digit at the position each sample's first step chose:
 
 # %%
-scores = first_order_scores(energy_model, samples)
+scores = first_order_scores(energy_model, samples).cpu()  # to the CPU, with the trace
 position, rows = paper.position[0], torch.arange(len(samples))
 predicted = scores[rows, position, :10]  # predicted energy decrease, (B, 10)
 actual = paper.energy[0][:, None] - paper.candidate_energy[0, :, :10]  # true decrease, (B, 10)

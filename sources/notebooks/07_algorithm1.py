@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: notebooks///ipynb,sources/notebooks///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -52,14 +56,23 @@
 # the number of attack steps, $N$ the number of epochs.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -71,7 +84,7 @@ from dataclasses import replace
 
 import torch
 
-from advebm_teach import load_pretrained, make_task, sample_lm
+from advebm_teach import load_pretrained, make_task, pick_device, sample_lm
 from advebm_teach.attack import DiscreteAttack
 from advebm_teach.experiments.reproduce import (IMPROVED_ATTACK, PAPER_TRAINING_ATTACK,
                                                 load_results)
@@ -82,8 +95,9 @@ from advebm_teach.teaching.exercises.algorithm1 import (check_algorithm1_update,
 from advebm_teach.teaching.plots import curves_against
 from advebm_teach.trainer import EBM_TRAINING, ebm_loss, train_ebm
 
+device = pick_device()
 task = make_task("course")
-plm = load_pretrained("plm")
+plm = load_pretrained("plm").to(device)
 
 # %% [markdown]
 # ## 1. Algorithm 1, line by line
@@ -112,7 +126,7 @@ plm = load_pretrained("plm")
 # Exercise 07.2:
 
 # %%
-energy_model = load_pretrained("energy_bce")  # seed 0's BCE energy, `mean` read-out
+energy_model = load_pretrained("energy_bce").to(device)  # seed 0's BCE energy, `mean` read-out
 x_data = task.sample(100, seed=1)                                         # line 4
 x_lm = sample_lm(plm, task, 100, seed=2)                                  # line 5
 attack = DiscreteAttack(energy_model, task, 3, **PAPER_TRAINING_ATTACK)   # S = 3
@@ -149,13 +163,14 @@ print(f"loss on data against the attacked negatives: {loss.item():.2f} "
 # Line 18 is gradient descent on $\sum_{X_{data}} E - \sum_{X'^*} E$. Nothing in it stops: any
 # energy that puts data lower than negatives can be scaled up to make the difference as negative
 # as we like. The same 16 data and 16 attacked negatives, 30 optimizer steps from the BCE energy
-# (Adam at $\alpha = 10^{-3}$; in float64, so that the numbers do not depend on the CPU), on line
-# 18's loss (batch means: `ebm_loss(..., "paper", alpha=0)`) and on the logistic loss:
+# (Adam at $\alpha = 10^{-3}$; in float64 on the CPU, so that the numbers do not depend on the
+# machine), on line 18's loss (batch means: `ebm_loss(..., "paper", alpha=0)`) and on the logistic
+# loss:
 
 # %%
 def descend(loss_kind: str, steps: int = 30) -> list[tuple[int, float, float, float]]:
     """(step, mean E(data), mean E(negative), loss) every 10 Adam steps on ``ebm_loss``."""
-    model = load_pretrained("energy_bce").double().train()
+    model = load_pretrained("energy_bce").double().train()  # float64: left on the CPU
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
     rows = []
     for step in range(steps + 1):
@@ -271,7 +286,7 @@ data, val = task.sample(300, seed=10), task.sample(100, seed=11)
 config = replace(EBM_TRAINING, epochs=4, lr=3e-4, patience=4)
 runs = {}
 for method, steps in (("bce", 0), ("adversarial", 3)):
-    runs[method] = train_ebm(load_pretrained("energy_bce"), task, data, plm, method,
+    runs[method] = train_ebm(load_pretrained("energy_bce").to(device), task, data, plm, method,
                              attack_steps=steps, val_data=val,
                              attack_options=PAPER_TRAINING_ATTACK, config=config, progress=False)
     seconds = [row["seconds"] for row in runs[method].history]
@@ -324,7 +339,7 @@ print(f"{'':<42}{'every digit editable':>30}{'answer only':>14}")
 print(f"{'energy, attack':<42}{'correctness':>14}{'swaps in a, b':>16}{'correctness':>14}")
 traces = {}
 for name, (kind, options) in energies.items():
-    model = load_pretrained(kind)
+    model = load_pretrained(kind).to(device)
     every = DiscreteAttack(model, task, 10, **options).attack(test)
     answer = DiscreteAttack(model, task, 10, positions="answer", **options).attack(test)
     in_operands = torch.isin(every.position[every.changed], operands).float().mean()

@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: solutions///ipynb,sources/solutions///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -20,14 +24,23 @@
 # answer to its open question. Try the exercises first.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -36,13 +49,14 @@ print(advebm_teach.setup_notebook())
 # %%
 import torch
 
-from advebm_teach import load_pretrained, make_task
+from advebm_teach import load_pretrained, make_task, pick_device
 from advebm_teach.task import AdditionTask
 from advebm_teach.teaching.exercises.task import (check_answer_digits, check_carries,
                                                   check_correctness, check_sequence_log_prob)
 
+device = pick_device()
 task = make_task("course")
-plm = load_pretrained("plm")
+plm = load_pretrained("plm").to(device)
 
 # %% [markdown]
 # ### Exercise 00.1
@@ -85,7 +99,8 @@ check_correctness(correctness)
 # ### Exercise 00.3
 # `sequence_log_prob(lm, tokens, task)`: log P_LM(x) under constrained sampling. `logits[:, t]`
 # scores $x_{t+1}$, so the scores of $x_1 \dots x_{T-1}$ are `logits[:, :-1]`, gathered at
-# `tokens[:, 1:]`; the softmax is over the ten digit columns, and only digit slots count.
+# `tokens[:, 1:]`; the softmax is over the ten digit columns, and only digit slots count. The
+# tokens go to the model's device first: its logits are there.
 
 # %%
 # Solution to Exercise 00.3
@@ -93,6 +108,7 @@ def sequence_log_prob(lm: torch.nn.Module, tokens: torch.Tensor,
                       task: AdditionTask) -> torch.Tensor:
     """(B,): log P_LM(x) under constrained sampling, the sum over the digit slots t of
     log softmax over the digits of lm(tokens)[:, t - 1], taken at x_t."""
+    tokens = tokens.to(next(lm.parameters()).device)  # where the model and its logits are
     with torch.no_grad():
         logits = lm(tokens)[:, :-1, task.digit_ids]  # (B, T-1, 10): scores x_1 .. x_{T-1}
     log_probs = torch.log_softmax(logits, dim=-1)

@@ -1,7 +1,11 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
 #   jupytext:
 #     formats: solutions///ipynb,sources/solutions///py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -20,14 +24,23 @@
 # attack (`naive_attack`), and model answers to its questions for discussion.
 
 # %%
-# Course setup: the same first cell in every notebook.
-import importlib.util
-import subprocess
+# Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
+# every package Colab already has (its torch, numpy, ipywidgets) at its version; anywhere else it
+# installs nothing.
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("advebm_teach") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"], check=True)
+if "google.colab" in sys.modules:
+    import subprocess
+    import tempfile
+    from importlib import metadata, util
+
+    if util.find_spec("advebm_teach") is None:
+        installed = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{name}=={version}\n" for name, version in installed.items() if name)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name,
+                        "advebm-teach @ git+https://github.com/advebm-teach/advebm-teach@main"],
+                       check=True)
 
 import advebm_teach
 
@@ -36,13 +49,15 @@ print(advebm_teach.setup_notebook())
 # %%
 import torch
 
-from advebm_teach import load_pretrained, make_task, sample_lm
+from advebm_teach import load_pretrained, make_task, pick_device, sample_lm
 from advebm_teach.saliency import token_saliency
 from advebm_teach.teaching.exercises.discrete import check_attack_step, check_run_attack
 
+device = pick_device()
 task = make_task("course")
-samples = sample_lm(load_pretrained("plm"), task, 256, seed=0)  # the notebook's samples
-energy_model = load_pretrained("energy_lm")
+plm = load_pretrained("plm").to(device)
+samples = sample_lm(plm, task, 256, seed=0)  # the notebook's samples
+energy_model = load_pretrained("energy_lm").to(device)
 energy_model.head = "lm_nll"
 
 # %% [markdown]
@@ -59,12 +74,14 @@ def attack_step(energy_model, task, tokens: torch.Tensor, tabu: torch.Tensor):
     allowed = task.editable_mask(tokens) & ~tabu. Returns (new_tokens (B, T), position (B,));
     a row with no allowed position is returned unchanged, with position -1.
     """
+    device = next(energy_model.parameters()).device  # work where the model is
+    tokens, tabu = tokens.to(device), tabu.to(device)
     allowed = task.editable_mask(tokens) & ~tabu
     saliency = token_saliency(energy_model, tokens, mask=allowed)  # (B, T), -inf if not allowed
     position = saliency.argmax(dim=1)  # i*, (B,)
     active = allowed.any(dim=1)  # rows with a position left to try
-    rows = torch.arange(len(tokens))
-    digits = task.writable_tokens()  # L(x_i): the ten digits
+    rows = torch.arange(len(tokens), device=device)
+    digits = task.writable_tokens().to(device)  # L(x_i): the ten digits
     energies = []
     for v in digits:  # the candidate set C, one batch per digit
         candidate = tokens.clone()
@@ -90,9 +107,10 @@ check_attack_step(attack_step, energy_model, task, samples[:8])
 def run_attack(energy_model, task, tokens: torch.Tensor, steps: int, tabu: bool = True):
     """S = steps attack steps from tokens (B, T) (Algorithm 1, lines 8-13), with a tabu list
     if tabu; returns every state, (S + 1, B, T), state 0 = tokens."""
-    states = [tokens]
-    tabu_mask = torch.zeros_like(tokens, dtype=torch.bool)
-    rows = torch.arange(len(tokens))
+    device = next(energy_model.parameters()).device  # work where the model is
+    states = [tokens.to(device)]
+    tabu_mask = torch.zeros_like(states[0], dtype=torch.bool)
+    rows = torch.arange(len(tokens), device=device)
     for _ in range(steps):
         new_tokens, position = attack_step(energy_model, task, states[-1], tabu_mask)
         if tabu:

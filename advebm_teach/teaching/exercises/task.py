@@ -143,11 +143,13 @@ def check_correctness(correctness: Callable[[torch.Tensor, AdditionTask], Any]) 
 def step_by_step_log_prob(lm: torch.nn.Module, task: AdditionTask,
                           tokens: torch.Tensor) -> torch.Tensor:
     """``(B,)``: log P_LM(x) read as the constrained sampler reads it, one token at a time:
-    the sum over digit slots t of log softmax over the 10 digits of the logits after x_<t."""
+    the sum over digit slots t of log softmax over the 10 digits of the logits after x_<t.
+    ``tokens`` on the CPU; ``lm`` anywhere (its logits are read on the CPU)."""
     total = torch.zeros(len(tokens), dtype=torch.float64)
     state, rows = None, torch.arange(len(tokens))
     for t in range(1, task.seq_len):
         logits, state = lm.next_token_logits(tokens[:, t - 1], state)  # (B, V): scores x_t
+        logits = logits.cpu()
         if task.digit_slots[t]:
             log_probs = torch.log_softmax(logits[:, task.digit_ids].double(), dim=-1)
             total += log_probs[rows, tokens[:, t]]
@@ -157,8 +159,9 @@ def step_by_step_log_prob(lm: torch.nn.Module, task: AdditionTask,
 @torch.no_grad()
 def _usual_mistakes(lm: torch.nn.Module, task: AdditionTask,
                     tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What three common slips compute, each ``(B,)``, with the sentence that explains it."""
-    logits = lm(tokens).double()  # (B, T, V): logits[:, t] scores x_{t+1}
+    """What three common slips compute, each ``(B,)`` on the CPU, with the sentence that explains
+    it."""
+    logits = lm(tokens).cpu().double()  # (B, T, V): logits[:, t] scores x_{t+1}
     full = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]
     digits = torch.log_softmax(logits[:, :, task.digit_ids], dim=-1)  # (B, T, 10)
     same_position = digits.gather(-1, tokens.clamp(max=9)[..., None])[..., 0]  # logits[:, t], x_t
@@ -207,7 +210,7 @@ def check_sequence_log_prob(sequence_log_prob: Callable[..., Any], lm: torch.nn.
         if got is None:
             return Verdict(False, f"✗ not yet: {call} returned None; write the body of "
                                   f"sequence_log_prob")
-        got = torch.as_tensor(got).detach()
+        got = torch.as_tensor(got).detach().cpu()
         difference = explain_difference(got, expected, ("batch row",), rtol=1e-4, atol=1e-3)
         if difference is None:
             return Verdict(True, "✓ right: sequence_log_prob agrees with P_LM read one token at "

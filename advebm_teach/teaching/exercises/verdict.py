@@ -59,10 +59,11 @@ def explain_difference(got: Any, expected: Any, dims: Sequence[str] = (),
                        rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
     """None when ``got`` equals ``expected`` (allclose for floats, exactly for integers), else a
     sentence naming what differs: the shape, or the first differing element by ``dims`` (e.g.
-    ``("batch row", "position")``) and how many elements differ."""
+    ``("batch row", "position")``) and how many elements differ. ``got`` may be on any device
+    (a student's model on a GPU): it is compared on the CPU."""
     import torch
 
-    got = torch.as_tensor(got)
+    got = torch.as_tensor(got).cpu()
     integer = not (expected.is_floating_point() or expected.is_complex())
     if got.shape != expected.shape:
         return (f"returned a tensor of shape {tuple(got.shape)}, expected shape "
