@@ -185,6 +185,28 @@ def check_model_fits(name: str, model: Any, vocab_size: int, seq_len: int | None
     return model
 
 
+def check_device(name: str, device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...) if
+    this machine has it; a ValueError names the argument, and the devices there are, otherwise."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu' or 'cuda', "
+                         f"got {device!r}") from None
+    mps = getattr(torch.backends, "mps", None)
+    present = {"cpu": True, "meta": True, "cuda": torch.cuda.is_available(),
+               "mps": mps is not None and mps.is_available()}
+    if not present.get(device.type, True):
+        here = ", ".join(kind for kind, there in present.items() if there and kind != "meta")
+        raise ValueError(f"{name} is {str(device)!r}, which this machine does not have "
+                         f"(it has: {here})")
+    if device.type == "cuda" and device.index is not None and (
+            device.index >= torch.cuda.device_count()):
+        raise ValueError(f"{name} is {str(device)!r}, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model`` lives: the device of its first parameter (or buffer); the CPU if it has
     neither. Every public function moves its tensor inputs there."""

@@ -41,8 +41,8 @@ from tqdm.auto import tqdm
 
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
-from .checks import (SEED_LIMIT, check_choice, check_folder, check_int, check_number,
-                     check_model_fits, check_token_ids, model_config, model_device)
+from .checks import (SEED_LIMIT, check_choice, check_device, check_folder, check_int,
+                     check_model_fits, check_number, check_token_ids, model_config, model_device)
 from .config import TrainConfig
 from .models import evaluation_mode, token_nll
 from .perturb_steps import Objective
@@ -409,7 +409,7 @@ def _training_device(model: nn.Module, device: torch.device | str | None) -> tor
     """Where ``model`` trains: where it is (``device=None``), else ``device``, moved there in
     place."""
     if device is not None:
-        model.to(torch.device(device))
+        model.to(check_device("device", device))
     return model_device(model)
 
 

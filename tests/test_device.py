@@ -11,6 +11,7 @@ a meta tensor with a CPU tensor (the task's layout, a mask, the tokens) raises, 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -348,6 +349,19 @@ def test_the_trainers_move_the_model_to_a_device_given(device, tmp_path):
     model = energy("mean")
     assert train_small_ebm(model, device=device).model is model
     assert_all_on(model, device)
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "device must be a torch device such as 'cpu' or 'cuda', got 'gpu'"),
+    (3.5, "device must be a torch device"),
+    pytest.param("cuda", "which this machine does not have", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_a_device_that_is_not_here_is_refused_by_name_before_training(device, message):
+    lm = small_lm()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_small_lm(lm, device=device)
+    assert_all_on(lm, "cpu")
 
 
 # ------------------------------------------------------------------------------ the toy world

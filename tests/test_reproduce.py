@@ -269,6 +269,12 @@ def test_each_configuration_has_its_protocol(monkeypatch, shipped):
         ReproductionProtocol.for_mode("tiny")
 
 
+def test_a_device_that_is_not_a_device_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        reproduce("course", seeds=1, out=tmp_path, progress=False, device="gpu")
+    assert not any(tmp_path.iterdir())
+
+
 def correctness_by_hand(task, tokens: torch.Tensor) -> list[float]:
     """The paper's metric re-implemented with Python integers: each answer digit against str(a + b)."""
     n, scores = task.n_digits, []

@@ -55,7 +55,7 @@ from torch import nn
 from ..attack import DiscreteAttack
 from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained,
                           pretrained_path, read_json, save_model, write_text_atomic)
-from ..checks import check_folder, check_int
+from ..checks import check_device, check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick, pick_device
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
@@ -201,7 +201,7 @@ def run_seed(seed: int, config: str = "course", protocol: ReproductionProtocol |
     ``device`` (default: ``pick_device()``).
     """
     protocol = protocol or ReproductionProtocol.for_mode(config)
-    device = torch.device(device) if device is not None else pick_device()
+    device = check_device("device", device) if device is not None else pick_device()
     started = time.perf_counter()
     task = make_task(config)
     test, pool = (evaluation if evaluation is not None
@@ -325,7 +325,7 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
     get_config(config)
     n_seeds = pick(10, 2) if seeds is None else check_int("seeds", seeds, low=1)
     check_can_ship(ship)
-    device = torch.device(device) if device is not None else pick_device()
+    device = check_device("device", device) if device is not None else pick_device()
     protocol = ReproductionProtocol.for_mode(config)
     out = check_folder("out", out if out is not None else run_folder("reproduce", config))
     if restart:
