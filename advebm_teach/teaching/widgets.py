@@ -138,8 +138,7 @@ class AttackStepper:
             self.widget,
             f"AttackStepper: {self.trace.steps} attack steps on {len(self.trace.final)} "
             f"sequence(s); run the cell in Jupyter to step through them",
-            [[figures["saliency"]], [figures["candidates"], figures["energy"]],
-             [figures["correctness"]]])
+            [[figures[name] for name in row] for row in PLOT_ROWS])
 
     # ------------------------------------------------------------- what step s of sequence b shows
     def _build_figures(self) -> dict[str, go.Figure]:
@@ -270,7 +269,7 @@ class FigurePanel:
                 _move_figure(self._figures[name], fig)
             return
         self._figures = dict(fresh)
-        self._views[next(iter(fresh))].show(fresh)
+        self.children[0].show(fresh)  # the one PlotlyView
 
 
 def default_renderer() -> str:
@@ -446,7 +445,8 @@ class PerturbationExplorer:
         return widget_bundle(
             self.widget,
             "PerturbationExplorer: FGSM, FGM and PGD on one batch; run the cell in Jupyter to "
-            "move eps and PGD's steps", [[figures["loss"]], [figures["norms"]]])
+            "move eps and PGD's steps",
+            [[figures[name] for name in row] for row in self.PLOT_ROWS])
 
     def _compute(self) -> None:
         from ..perturb import fgm, fgsm, pgd
