@@ -62,7 +62,8 @@ def _bench(args: argparse.Namespace) -> None:
 
     if args.ship and args.target == "attack":
         raise ValueError(
-            "--ship: `bench attack` ships no file; --ship applies to perturb and perturb-cost"
+            "--ship: `bench attack` ships no file; --ship applies to perturb, perturb-cost and "
+            "negatives"
         )
     check_can_ship(args.ship)
     out = check_folder("out", args.out or run_folder("bench", "course"))
@@ -74,6 +75,11 @@ def _bench(args: argparse.Namespace) -> None:
 
         figures = bench.bench_perturb(command=args.command_line)
         print(report_perturb_study(figures))
+    elif args.target == "negatives":
+        from .experiments.negatives_study import report_negatives_study, run_experiment
+
+        figures = run_experiment(out=out, restart=args.restart, command=args.command_line)
+        print(report_negatives_study(figures))
     else:
         figures = {**bench.bench_perturb_cost(), "command": args.command_line}
         bench.report_perturb_cost(figures)
@@ -238,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmarks measured side by side (the last stdout line is JSON)",
         "attack: the naive attack vs the batched exact one vs first-order pruning; "
         "perturb: embedding-space adversarial training of the BCE energy, every strategy "
-        "over seeds; perturb-cost: each strategy's step time relative to a clean step. "
+        "over seeds; perturb-cost: each strategy's step time relative to a clean step; "
+        "negatives: Algorithm 1's negatives from P_LM, the attack, GWG or DMALA chains at equal "
+        "cost, then generation by attack or sampler search, over seeds. "
         "Writes <target>.json under runs/bench/course.",
         _bench,
     )
@@ -256,7 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--ship",
         action="store_true",
-        help="then replace the shipped results/<target>.json (perturb, perturb-cost; full mode)",
+        help="then replace the shipped results/<target>.json (all but attack; full mode)",
+    )
+    bench.add_argument(
+        "--restart",
+        action="store_true",
+        help="negatives: discard the seeds an interrupted run left in the output folder",
     )
     return parser
 

@@ -3,8 +3,9 @@
     U(x) = E(x) / temperature - log P_LM(x),    p(x) = exp(-U(x)) / Z,
 
 over the well-formed sequences of an ``AdditionTask``, with log P_LM as constrained decoding
-scores it (``sampling.lm_log_prob``: the format tokens are forced, each digit slot t contributes
-log softmax over the digits of the LM's logits for x_t given x_<t).
+scores it (``sampling.lm_log_prob``, through the same ``sampling.digit_log_likelihood``: the
+format tokens are forced, each digit slot t contributes log softmax over the digits of the LM's
+logits for x_t given x_<t).
 
 ``ResidualEnergy`` puts U on the course's embedding seam (``embed`` / ``energy_from_embeds``), so
 that ``saliency.first_order_scores`` and the samplers of ``mcmc.py`` apply to it unchanged: its
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from .checks import check_positive, check_tensor, model_device
+from .sampling import digit_log_likelihood
 from .task import AdditionTask, check_task
 
 
@@ -82,15 +84,8 @@ class ResidualEnergy(nn.Module):
         """``(B,)``: log P_LM(x) = sum over digit slots t of log softmax_digits(logits_{t-1})[x_t],
         from the LM's embeddings ``(B, T, D_LM)``; linear in one-hot ``tokens (B, T, V)``."""
         tokens = self.lm.on_device(tokens)
-        # next-token log-probabilities over the digits only: (B, T, V) -> (B, T-1, 10)
-        logits = self.lm.forward_embeds(lm_embeds)[:, :-1, : self.n_digits]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        if tokens.is_floating_point():  # one-hot targets: (B, T-1, 10) -> (B, T-1)
-            drawn = (tokens[:, 1:, : self.n_digits] * log_probs).sum(dim=-1)
-        else:  # ids; format slots are clamped here and dropped below
-            targets = tokens[:, 1:, None].clamp(max=self.n_digits - 1)
-            drawn = log_probs.gather(-1, targets).squeeze(-1)
-        return drawn[:, self.digit_targets].sum(dim=1)
+        return digit_log_likelihood(self.lm.forward_embeds(lm_embeds), tokens, self.n_digits,
+                                    self.digit_targets)
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
         """U(x) ``(B,)`` for token ids ``(B, T)``."""

@@ -95,13 +95,24 @@ def lm_log_prob(lm: nn.Module, task: AdditionTask, tokens: torch.Tensor,
     with evaluation_mode(lm):
         for chunk in tokens.split(batch_size):
             chunk = chunk.to(device)
-            # log softmax over the digits only: (B, T-1, 10)
-            logits = lm(chunk)[:, :-1, :n_digit_ids].float()
-            log_probs = torch.log_softmax(logits, dim=-1)
-            targets = chunk[:, 1:, None].clamp(max=n_digit_ids - 1)  # format slots: dropped below
-            drawn = log_probs.gather(-1, targets).squeeze(-1)  # (B, T-1)
-            parts.append(drawn[:, slots].sum(dim=1).cpu())  # (B,)
+            parts.append(digit_log_likelihood(lm(chunk), chunk, n_digit_ids, slots).cpu())
     return torch.cat(parts) if parts else torch.empty(0)
+
+
+def digit_log_likelihood(logits: torch.Tensor, tokens: torch.Tensor, n_digits: int,
+                         slots: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: sum over the digit slots t (``slots``, a bool mask over t = 1..T-1) of
+    log softmax over the digits (ids 0..n_digits-1) of the logits ``(B, T, V)`` at t - 1, taken
+    at x_t. ``tokens``: ids ``(B, T)``, or one-hot ``(B, T, V)`` (then linear in them); at least
+    float32."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    # next-token log-probabilities over the digits only: (B, T, V) -> (B, T-1, n_digits)
+    log_probs = torch.log_softmax(logits[:, :-1, :n_digits].to(dtype), dim=-1)
+    if tokens.is_floating_point():  # one-hot targets: (B, T-1, n_digits) -> (B, T-1)
+        drawn = (tokens[:, 1:, :n_digits] * log_probs).sum(dim=-1)
+    else:  # ids; format slots are clamped here and dropped below
+        drawn = log_probs.gather(-1, tokens[:, 1:, None].clamp(max=n_digits - 1)).squeeze(-1)
+    return drawn[:, slots].sum(dim=1)
 
 
 @torch.no_grad()

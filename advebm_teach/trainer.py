@@ -26,6 +26,7 @@ epoch silently.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -42,10 +43,13 @@ from tqdm.auto import tqdm
 from .attack import DiscreteAttack
 from .checkpoints import CheckpointError, load_checkpoint, model_record, save_checkpoint
 from .checks import (SEED_LIMIT, check_choice, check_device, check_folder, check_int,
-                     check_model_fits, check_number, check_token_ids, model_config, model_device)
+                     check_model_fits, check_number, check_positive, check_token_ids,
+                     model_config, model_device)
 from .config import TrainConfig
+from .mcmc import discrete_langevin, gibbs_with_gradients
 from .models import evaluation_mode, token_nll
 from .perturb_steps import Objective
+from .residual import ResidualEnergy
 from .sampling import sample_lm
 from .task import AdditionTask
 
@@ -223,6 +227,9 @@ def classifier_objective(energy_model: nn.Module, data: torch.Tensor,
                      loss=lambda logits: ebm_loss(-logits[:n], -logits[n:]), tokens=tokens)
 
 
+# The samplers ``train_ebm`` may draw its negatives with (``method``)
+CHAINS = {"gwg": gibbs_with_gradients, "dmala": discrete_langevin}
+
 # Fine-tuning an energy: the defaults of ``train_ebm`` (the reproduction sets its own, per method).
 EBM_TRAINING = TrainConfig(epochs=10, batch_size=100, lr=1e-4, weight_decay=0.01, patience=3)
 
@@ -239,6 +246,8 @@ def train_ebm(
     loss: str = "logistic",
     alpha: float = 0.1,
     attack_options: dict | None = None,
+    chain_steps: int = 0,
+    chain_options: dict | None = None,
     config: TrainConfig = EBM_TRAINING,
     device: torch.device | str | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -252,6 +261,12 @@ def train_ebm(
       ``attack_steps`` steps by ``DiscreteAttack`` with the *current* energy (``attack_options``
       are passed on), and the attacked sequences are the negatives. ``attack_steps=0`` is the
       paper's ablation (plain P_LM samples).
+    * ``method="gwg"`` or ``"dmala"``: the negatives are P_LM samples moved by ``chain_steps``
+      steps of Gibbs-with-Gradients or discrete Langevin (``mcmc.py``) on the *current* residual
+      model P_LM(x) exp(-E(x) / temperature) (``residual.ResidualEnergy``): samples of the model
+      itself, the maximum-likelihood negatives. ``chain_options``: ``temperature`` (default 1)
+      and, for ``"dmala"``, ``step_size``. The chains draw from torch's global generator, which
+      each epoch reseeds, so a run resumes exactly.
 
     ``loss`` is ``"logistic"`` or ``"paper"`` (see ``ebm_loss``). Validation uses ``val_data`` and
     as many fresh P_LM samples (attacked the same way); the epoch with the lowest validation loss
@@ -262,8 +277,10 @@ def train_ebm(
                          vocab_size=task.vocab_size, seq_len=task.seq_len, config=config,
                          checkpoint_dir=checkpoint_dir)
     task.check_model("lm", lm)
-    check_choice("method", method, ("bce", "adversarial"))
+    check_choice("method", method, ("bce", "adversarial", *CHAINS))
     check_int("attack_steps", attack_steps, low=0)
+    check_int("chain_steps", chain_steps, low=0)
+    chain_options = _check_chain_options(method, chain_options)
     check_choice("loss", loss, ("logistic", "paper"))
     check_number("alpha", alpha, low=0)
     device = _training_device(energy_model, device)
@@ -274,8 +291,14 @@ def train_ebm(
                               seed=derive_seed(config.seed, "validation negatives"))
     attack = DiscreteAttack(energy_model, task, attack_steps if method == "adversarial" else 0,
                             **(attack_options or {}))
+    if method in CHAINS:  # the residual model's own samples: P_LM beside E, on E's device
+        chain_lm = lm if model_device(lm) == device else copy.deepcopy(lm).to(device)
+        residual = ResidualEnergy(energy_model, chain_lm, task,
+                                  chain_options.pop("temperature", 1.0))
 
     def negatives_for(tokens: torch.Tensor) -> torch.Tensor:
+        if method in CHAINS and chain_steps:
+            return CHAINS[method](residual, task, tokens, chain_steps, **chain_options).states
         # lines 7-15: attack each P_LM sample for S steps with the current energy; X'* = the
         # final sequences (S = 0: the P_LM samples themselves, the BCE baseline)
         return attack.attack(tokens).final.to(device) if attack.steps else tokens.to(device)
@@ -301,7 +324,10 @@ def train_ebm(
                 "val_energy_negative": negative.mean().item()}
 
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
-                "attack_options": attack_options or {},
+                "attack_options": attack_options or {}, "chain_steps": chain_steps,
+                "chain_options": {**chain_options,
+                                  **({"temperature": residual.temperature}
+                                     if method in CHAINS else {})},
                 "data_sha256": data_fingerprint(data, val_data, negatives, val_negatives)}
     return fit(energy_model, minimise(batch_loss), config, n_train=len(data), validate=validate,
                n_val=len(val_data), settings=settings, checkpoint_dir=checkpoint_dir,
@@ -403,6 +429,23 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
     model.eval()
     result.model = model
     return result
+
+
+def _check_chain_options(method: str, options: dict | None) -> dict:
+    """A copy of ``chain_options``: ``temperature`` (any chain) and ``step_size`` (DMALA), each a
+    positive number."""
+    options = dict(options or {})
+    known = ("temperature", "step_size") if method == "dmala" else ("temperature",)
+    unknown = sorted(set(options) - set(known))
+    if unknown and method in CHAINS:
+        raise TypeError(f"chain_options: method {method!r} takes {', '.join(known)}, "
+                        f"got {', '.join(map(str, unknown))}")
+    if options and method not in CHAINS:
+        raise ValueError(f"chain_options apply to methods {', '.join(CHAINS)}; "
+                         f"method {method!r} got {options}")
+    for name, value in options.items():
+        check_positive(f"chain_options[{name!r}]", value)
+    return options
 
 
 def _training_device(model: nn.Module, device: torch.device | str | None) -> torch.device:

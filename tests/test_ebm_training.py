@@ -143,6 +143,38 @@ def test_interrupted_adversarial_run_resumes_to_the_same_weights(tmp_path, head,
     assert drop_time(resumed.history) == drop_time(expected.history)
 
 
+@pytest.mark.parametrize("method, options", [("gwg", {"temperature": 0.5}),
+                                             ("dmala", {"step_size": 0.2})])
+def test_chain_negatives_move_and_an_interrupted_run_resumes_to_the_same_weights(
+        tmp_path, method, options):
+    """GWG and DMALA negatives draw from torch's global generator, which every epoch reseeds: a
+    resumed run replays the same chains. With 0 chain steps the method is the BCE baseline."""
+    settings = {**SMALL, "epochs": 3, "chain_options": options}
+    baseline, ablation = small_energy(), small_energy()
+    train_ebm(baseline, TASK, DATA, proposal_lm(), "bce", **SMALL)
+    train_ebm(ablation, TASK, DATA, proposal_lm(), method, chain_steps=0,
+              **{**SMALL, "chain_options": options})
+    assert same_weights(baseline, ablation)
+
+    reference = small_energy()
+    expected = train_ebm(reference, TASK, DATA, proposal_lm(), method, chain_steps=3, **settings)
+    assert not same_weights(reference, small_energy())
+
+    def interrupt_after_epoch_2(row, model):
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_ebm(small_energy(), TASK, DATA, proposal_lm(), method, chain_steps=3, **settings,
+                  checkpoint_dir=tmp_path, on_epoch_end=interrupt_after_epoch_2)
+    resumed_model = small_energy(seed=99)
+    resumed = train_ebm(resumed_model, TASK, DATA, proposal_lm(), method, chain_steps=3,
+                        **settings, checkpoint_dir=tmp_path)
+    assert same_weights(reference, resumed_model)
+    assert ([row["val_loss"] for row in resumed.history]
+            == [row["val_loss"] for row in expected.history])
+
+
 def test_resume_with_another_method_is_refused(tmp_path):
     train_ebm(small_energy(), TASK, DATA, proposal_lm(), "bce", **{**SMALL, "epochs": 1}, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="different settings"):
@@ -162,6 +194,13 @@ def test_resume_with_another_method_is_refused(tmp_path):
     ({"val_data": VAL + 14}, ValueError, "val_data must be token ids in [0, 14)"),
     ({"val_data": VAL[:, :-1]}, ValueError, "val_data must have length seq_len=11"),
     ({"attack_options": {"steps": 3}}, TypeError, "steps"),
+    ({"method": "gwg", "chain_steps": -1}, ValueError, "chain_steps"),
+    ({"method": "gwg", "chain_options": {"step_size": 0.1}}, TypeError,
+     "chain_options: method 'gwg' takes temperature, got step_size"),
+    ({"method": "dmala", "chain_options": {"temperature": 0}}, ValueError,
+     "chain_options['temperature'] must be"),
+    ({"chain_options": {"temperature": 1.0}}, ValueError,
+     "chain_options apply to methods gwg, dmala; method 'bce'"),
 ])
 def test_bad_arguments_name_the_problem(change, error, message):
     arguments = {"method": "bce", "attack_steps": 1, **SMALL, **change}

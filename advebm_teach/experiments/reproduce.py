@@ -53,13 +53,14 @@ import torch
 from torch import nn
 
 from ..attack import DiscreteAttack
-from ..checkpoints import (PRETRAINED_DIR, CheckpointError, file_sha256, load_pretrained,
-                          pretrained_path, read_json, save_model, write_text_atomic)
+from ..checkpoints import (PRETRAINED_DIR, file_sha256, load_pretrained, pretrained_path,
+                          save_model, write_text_atomic)
 from ..checks import check_device, check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick, pick_device
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
-from .shipping import RESULTS_DIR, check_can_ship, load_result, run_folder, ship_files
+from .shipping import (RESULTS_DIR, check_can_ship, finished_seed, load_result, run_folder,
+                       ship_files, store_seed)
 from ..trainer import EBM_TRAINING, train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)
@@ -342,7 +343,7 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
     per_seed, resumed = [], []
     for seed in range(n_seeds):
         path = out / "seeds" / f"seed_{seed}.json"
-        run = _finished_seed(path, fingerprint)
+        run = finished_seed(path, fingerprint)
         if run is not None:
             resumed.append(seed)
         else:
@@ -355,8 +356,7 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
                            shared=setup["shared"],
                            save_energies_to=out / "energies" if seed == 0 else None,
                            device=device)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": run}) + "\n")
+            store_seed(path, fingerprint, run)
         per_seed.append(run)
         if progress:
             print(_seed_line(run) + (f" (read back from {path})" if seed in resumed else ""),
@@ -391,20 +391,6 @@ def _write_outputs(out: Path, results: dict[str, Any], per_seed: list[dict[str, 
     write_text_atomic(out / "per_seed.json", json.dumps(per_seed, indent=1) + "\n")
     for name, figure in figures(results).items():
         figure.write_html(out / f"{name}.html", include_plotlyjs=True)
-
-
-def _finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored result of a seed finished by an earlier run of the same experiment, or None."""
-    if not path.exists():
-        return None
-    regenerate = "pass --restart to discard the stored seeds, or another --out"
-    stored = read_json(path, regenerate)
-    if not isinstance(stored, dict) or "result" not in stored:
-        raise CheckpointError(path, "it holds no stored seed (no 'result')", regenerate)
-    if stored.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, "
-                         f"fast mode, device or pre-trained weights differ); {regenerate}")
-    return stored["result"]
 
 
 def load_results(config: str = "course") -> dict[str, Any]:

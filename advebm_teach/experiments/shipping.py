@@ -10,9 +10,11 @@ full protocol.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-from ..checkpoints import copy_file_atomic, read_json
+from ..checkpoints import CheckpointError, copy_file_atomic, read_json, write_text_atomic
 from ..config import fast_mode
 
 RUNS_DIR = Path("runs")
@@ -20,9 +22,9 @@ RUNS_DIR = Path("runs")
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
-# What each ``advebm-teach bench <target>`` writes (perturb and perturb-cost ship theirs).
+# What each ``advebm-teach bench <target>`` writes (all but attack ship theirs).
 BENCH_FILES = {"attack": "attack.json", "perturb": "perturb.json",
-               "perturb-cost": "perturb_cost.json"}
+               "perturb-cost": "perturb_cost.json", "negatives": "negatives.json"}
 
 
 def load_result(name: str) -> dict:
@@ -63,3 +65,25 @@ def ship_files(pairs: list[tuple[Path, Path]], hint: str = "") -> list[Path]:
     for made, shipped in pairs:
         copy_file_atomic(made, shipped)
     return [Path(shipped) for _, shipped in pairs]
+
+
+def finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result of a seed finished by an earlier run of the same experiment (its
+    ``fingerprint``: configuration, protocol, ...), or None when ``path`` does not exist yet."""
+    if not path.exists():
+        return None
+    regenerate = "pass --restart to discard the stored seeds, or another --out"
+    stored = read_json(path, regenerate)
+    if not isinstance(stored, dict) or "result" not in stored:
+        raise CheckpointError(path, "it holds no stored seed (no 'result')", regenerate)
+    if stored.get("fingerprint") != json.loads(json.dumps(fingerprint)):  # as JSON stores it
+        raise ValueError(f"{path} holds a seed of a different run (configuration, protocol, "
+                         f"fast mode, device or pre-trained weights differ); {regenerate}")
+    return stored["result"]
+
+
+def store_seed(path: Path, fingerprint: dict[str, Any], result: dict[str, Any]) -> None:
+    """Write a finished seed's ``result`` with its run's ``fingerprint``, atomically (what
+    ``finished_seed`` reads back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({"fingerprint": fingerprint, "result": result}) + "\n")

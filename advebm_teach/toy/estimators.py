@@ -39,9 +39,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .. import mcmc
 from ..attack import DiscreteAttack
 from ..checks import check_callable, check_int, check_positive, check_seed, check_tensor
-from ..saliency import embedding_table, energy_and_gradient, first_order_from_gradients
 from .ebm import BigramLM, ToyEBM, as_generator, check_states, exact_kl, state_index
 
 Grads = list[torch.Tensor]
@@ -106,56 +106,23 @@ def gibbs_sweeps(model: ToyEBM, init: torch.Tensor, sweeps: int, seed: int | tor
     return x, sweeps * model.length * V * n
 
 
-def _energy_and_scores(model: ToyEBM, x: torch.Tensor,
-                       table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) ``(B,)`` and the first-order scores ``(B, T, V)`` (predicted energy decrease of
-    writing v at i), from one forward and one backward pass through the course's saliency
-    primitives."""
-    grads = energy_and_gradient(model, x)
-    return grads.energy, first_order_from_gradients(grads, table, x)
-
-
 def gwg_steps(model: ToyEBM, init: torch.Tensor, steps: int, seed: int | torch.Generator
               ) -> tuple[torch.Tensor, int, float]:
-    """Gibbs-with-Gradients (Grathwohl et al., 2021) from each row of ``init``.
+    """Gibbs-with-Gradients (Grathwohl et al., 2021) from each row of ``init``:
+    ``mcmc.gibbs_with_gradients`` on the toy, the course's one implementation.
 
     Returns the states, the cost and the acceptance rate. Propose one substitution (i, v),
     v != x_i, with probability softmax(S(x)[i, v] / 2), where S is the first-order score (what
-    ``saliency.first_order_scores`` returns, here taken from the same forward and backward pass
-    that gives E(x)); accept with the Metropolis-Hastings probability
+    ``saliency.first_order_scores`` returns, taken from the same forward and backward pass that
+    gives E(x)); accept with the Metropolis-Hastings probability
     min(1, exp(E(x) - E(x')) q(x | x') / q(x' | x)), so p_theta stays invariant however rough S is.
-    One forward and one backward pass per chain per step.
+    One forward and one backward pass per chain per step (and for the start): cost 2 per pass.
     """
-    x = check_states(init, _check_model(model).n_symbols, model.length, "init").clone()
+    x = check_states(init, _check_model(model).n_symbols, model.length, "init")
     check_int("steps", steps, 0)
-    generator = as_generator(seed)
-    n, V = len(x), model.n_symbols
-    rows = torch.arange(n)
-    table = embedding_table(model, V, x.device)
-    energy, scores = _energy_and_scores(model, x, table)
-    accepted = 0
-
-    def proposal_log_probs(x: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        logits = (scores / 2).masked_fill(F.one_hot(x, V).bool(), float("-inf"))  # v != x_i
-        return torch.log_softmax(logits.flatten(1), dim=1)  # (n, T * V), index i * V + v
-
-    for _ in range(steps):
-        forward = proposal_log_probs(x, scores)
-        move = torch.multinomial(forward.exp(), 1, generator=generator).squeeze(1)  # (n,)
-        position, symbol = move // V, move % V  # the flat index i * V + v
-        proposed = x.clone()
-        proposed[rows, position] = symbol
-        new_energy, new_scores = _energy_and_scores(model, proposed, table)
-        # log q(x | x'): the reverse move writes x_i back at i
-        backward = proposal_log_probs(proposed, new_scores)[rows, position * V + x[rows, position]]
-        # log of exp(E(x) - E(x')) q(x | x') / q(x' | x)
-        log_accept = energy - new_energy + backward - forward[rows, move]
-        accept = torch.rand(n, generator=generator, dtype=log_accept.dtype).log() < log_accept
-        x = torch.where(accept[:, None], proposed, x)
-        energy = torch.where(accept, new_energy, energy)
-        scores = torch.where(accept[:, None, None], new_scores, scores)
-        accepted += int(accept.sum())
-    return x, 2 * n * (steps + 1), accepted / max(n * steps, 1)
+    chains = mcmc.gibbs_with_gradients(model, model.sequences, x, steps,
+                                       generator=as_generator(seed))
+    return chains.states, 2 * chains.gradient_passes, chains.acceptance_rate
 
 
 # ---------------------------------------------------------------------------- gradient estimators
