@@ -13,8 +13,8 @@ Only the positions ``task.editable_mask`` allows change, and only to ``task.writ
   q(i, v | x) = softmax over all single substitutions of d(x)[i, v] / 2.
 * **DMALA**, discrete Langevin with the MH correction (Zhang et al. 2022): every editable position
   at once, independently, q(x' | x) = prod_i q_i(x'_i | x) with
-  q_i(v | x) ∝ exp(d(x)[i, v] / 2 - ||onehot(v) - onehot(x_i)||^2 / (2 alpha))
-  = exp(d(x)[i, v] / 2 - [v != x_i] / alpha); alpha is ``step_size``.
+  q_i(v | x) ∝ exp(d(x)[i, v] / 2 - ||onehot(v) - onehot(x_i)||^2 / (2 beta))
+  = exp(d(x)[i, v] / 2 - [v != x_i] / beta); beta is ``step_size``.
 
 Both accept x' with the Metropolis-Hastings probability min(1, r),
 
@@ -83,7 +83,7 @@ def gwg_proposal(scores: torch.Tensor, tokens: torch.Tensor,
 
 def langevin_proposal(scores: torch.Tensor, tokens: torch.Tensor, allowed: torch.Tensor,
                       step_size: float) -> torch.Tensor:
-    """``(B, T, V)``: log q_i(v | x) = log softmax_v(d(x)[i, v] / 2 - [v != x_i] / alpha), each
+    """``(B, T, V)``: log q_i(v | x) = log softmax_v(d(x)[i, v] / 2 - [v != x_i] / beta), each
     position normalised on its own over its allowed tokens and x_i; a position with nothing
     allowed keeps x_i (log q_i(x_i | x) = 0)."""
     current = _one_hot(tokens, scores)
@@ -116,7 +116,7 @@ def discrete_langevin(energy_model: nn.Module, task: AttackableTask, init: torch
                       steps: int, step_size: float = 0.5, positions: str | None = None,
                       seed: int | None = None, generator: torch.Generator | None = None,
                       keep_trace: bool = False) -> ChainResult:
-    """DMALA chains from each row of ``init (B, T)``; ``step_size`` is alpha (larger: more
+    """DMALA chains from each row of ``init (B, T)``; ``step_size`` is beta (larger: more
     positions change per proposal, fewer proposals are accepted). Arguments as
     ``gibbs_with_gradients``."""
     return _run_chains(energy_model, task, init, steps,

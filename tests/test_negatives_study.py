@@ -90,3 +90,32 @@ def test_the_report_has_a_row_per_method_and_search(fast_study):
     for label in study.LABELS.values():
         assert text.count(label + " ") >= len(study.SEARCHES) * len(first["summary"])
     assert text.splitlines()[-1].startswith("{")
+
+
+def test_the_shipped_study_holds_what_the_readme_and_notebook_08_claim():
+    from advebm_teach.experiments.shipping import load_result
+    from advebm_teach.experiments.statistics import paired_difference
+
+    shipped = load_result("negatives")
+    assert not shipped["fast_mode"] and len(shipped["seeds"]) == 5
+    assert shipped["wall_s"] < 30 * 60
+    paper, control = shipped["summary"]["paper"], shipped["summary"]["control"]
+    claimed = {"attack": (0.031, 0.008, 0.055, 5), "gwg": (0.028, 0.012, 0.043, 5),
+               "dmala": (0.028, 0.002, 0.054, 4)}
+    for method, numbers in claimed.items():
+        cell = paper[method]["attack"]["correctness"]["50"]
+        values, control_values = cell["values"], paper["plm"]["attack"]["correctness"]["50"]["values"]
+        (mean, low, high), ahead = paired_difference(values, control_values)
+        assert (round(mean, 3), round(low, 3), round(high, 3), ahead) == numbers
+        assert cell["versus_plm"] == pytest.approx([mean, low, high, ahead])
+    # the attack reaches spurious modes sooner on the Algorithm-1 energy (both intervals below 0)
+    for how in ("gwg", "dmala"):
+        (_, _, high), _ = paired_difference(paper["attack"][how]["spurious"]["20"]["values"],
+                                            paper["attack"]["attack"]["spurious"]["20"]["values"])
+        assert high < 0
+    # on the sharp likelihood energy the samplers barely accept, and fall far behind the attack
+    assert control["plm"]["gwg"]["acceptance"][0] < 0.05
+    assert control["plm"]["dmala"]["acceptance"][0] < 0.01
+    assert control["plm"]["attack"]["correctness"]["50"]["interval"][0] > 0.7
+    assert max(control["plm"][how]["correctness"]["50"]["interval"][0]
+               for how in ("gwg", "dmala")) < 0.4

@@ -3,13 +3,13 @@
 One step of ``mcmc.gibbs_with_gradients`` from state x moves to a state y one substitution away
 with probability
 
-    K[x, y] = q(y | x) min(1, r(x, y)),   r(x, y) = p(y) q(x | y) / (p(x) q(y | x)),
+    M[x, y] = q(y | x) min(1, r(x, y)),   r(x, y) = p(y) q(x | y) / (p(x) q(y | x)),
 
-and stays with probability K[x, x] = 1 - sum_{y != x} K[x, y]. With r as written,
-p(x) K[x, y] = min(p(x) q(y | x), p(y) q(x | y)) is symmetric in x and y (**detailed balance**),
-so p K = p: p is the chain's stationary distribution. ``symmetric_ratio=True`` drops the q terms
+and stays with probability M[x, x] = 1 - sum_{y != x} M[x, y]. With r as written,
+p(x) M[x, y] = min(p(x) q(y | x), p(y) q(x | y)) is symmetric in x and y (**detailed balance**),
+so p M = p: p is the chain's stationary distribution. ``symmetric_ratio=True`` drops the q terms
 (r = p(y) / p(x), right only for a symmetric proposal): the flows no longer balance and the chain
-settles on another distribution. The toy has V^T states (81 at V = 3, T = 4), so K is a small
+settles on another distribution. The toy has V^T states (81 at V = 3, T = 4), so M is a small
 dense matrix, built from the same building blocks the sampler runs (``mcmc.gwg_proposal`` on the
 course's first-order score).
 """
@@ -25,7 +25,7 @@ from .ebm import ToyEBM
 
 
 def gwg_kernel(model: ToyEBM, symmetric_ratio: bool = False) -> torch.Tensor:
-    """``(S, S)`` float64: K[x, y] over ``model.states()`` (rows sum to 1), as the module docstring
+    """``(S, S)`` float64: M[x, y] over ``model.states()`` (rows sum to 1), as the module docstring
     writes it; ``symmetric_ratio`` drops q from the MH ratio."""
     if not isinstance(model, ToyEBM):
         raise TypeError(f"model must be a ToyEBM (its states are enumerable), "
@@ -57,7 +57,7 @@ def gwg_kernel(model: ToyEBM, symmetric_ratio: bool = False) -> torch.Tensor:
 
 
 def stationary_distribution(kernel: torch.Tensor, steps: int = 5_000) -> torch.Tensor:
-    """``(S,)``: where the chain of ``kernel`` settles, u K^steps from the uniform u."""
+    """``(S,)``: where the chain of ``kernel`` settles, u M^steps from the uniform u."""
     distribution = torch.full((len(kernel),), 1 / len(kernel), dtype=kernel.dtype)
     for _ in range(steps):
         distribution = distribution @ kernel

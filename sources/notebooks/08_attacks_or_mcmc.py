@@ -30,7 +30,8 @@
 
 # %% [markdown]
 # **Learning goals.** By the end you can
-# 1. write the first-order score $d(x)[i, v]$ and say how HotFlip, GWG and DMALA each use it;
+# 1. write the first-order score $\hat\Delta(x)[i, v]$ and say how HotFlip, GWG and DMALA each use
+#    it;
 # 2. measure how well it ranks single substitutions (Spearman's $\rho$, top-1) and explain why
 #    it ranks the answer digits of the likelihood read-out well and the operand digits barely
 #    better than chance;
@@ -43,13 +44,14 @@
 #    paper's claim from it.
 #
 # **Prerequisites.** Notebooks 01–02 (the toy EBM, $p(x) = e^{-E(x)}/Z$, its exact distribution;
-# MCMC for the model term of eq. 3: Gibbs sampling and Gibbs-with-Gradients on the toy);
-# notebook 05 (the discrete attack, its first-order candidate pruning); notebook 06 (spurious
-# modes: wrong sums below the median energy of data); notebook 07 (Algorithm 1, `train_ebm`, the
-# paired difference by seed). Maths: the softmax, Spearman's rank correlation (defined in
-# section 2), the total variation distance $\tfrac12 \sum_x |p(x) - q(x)|$. Symbols as in the
-# [notation](../docs/notation.md) table: $E$ the energy, $U$ the residual model's energy
-# (section 3), $T$ a temperature, $\alpha$ DMALA's step size.
+# MCMC for the model term of eq. 3: Gibbs sampling and Gibbs-with-Gradients on the toy); notebook
+# 05 (the discrete attack, its first-order candidate pruning); notebook 06 (spurious modes: wrong
+# sums below the median energy of data); notebook 07 (Algorithm 1, `train_ebm`, the paired
+# difference by seed). Maths: the softmax, Spearman's rank correlation (defined in section 2), the
+# total variation distance $\tfrac12 \sum_x |p(x) - q(x)|$. Symbols as in the
+# [notation](../docs/notation.md) table: $E$ the energy, $U$ the residual model's energy (section
+# 3), $\tau$ a temperature, $\beta$ DMALA's step size, $r$ the Metropolis–Hastings ratio, $M$ a
+# transition matrix.
 
 # %%
 # Course setup: the same first cell in every notebook. On Colab it installs the course, keeping
@@ -100,37 +102,37 @@ energies = {"mean (paper's Algorithm-1 energy)": load_pretrained("energy_adv").d
 # ## 1. One score, three uses
 #
 # Notebook 05 pruned the attack's candidates with a first-order estimate; it is the same number
-# HotFlip (Ebrahimi et al., 2018) ranks flips with. Write $e_{x_i}$ for the embedding of token
-# $x_i$, $E_v$ for the embedding of token $v$, and $g_i = \nabla_{e_i}(-E(x))$. Replacing $x_i$
-# by $v$ moves $e_i$ by $E_v - e_{x_i}$, so to first order the energy falls by
+# HotFlip (Ebrahimi et al., 2018) ranks flips with. Position $i$'s embedding is
+# $e_i = W_{x_i}$, a row of the embedding table $W$, and $g_i = \nabla_{e_i} E(x)$. Replacing
+# $x_i$ by $v$ moves $e_i$ by $W_v - W_{x_i}$, so to first order the energy falls by
 #
-# $$d(x)[i, v] = g_i \cdot (E_v - e_{x_i}) \;(+\, t_i[v] - t_i[x_i]),$$
+# $$\hat\Delta(x)[i, v] = g_i \cdot (W_{x_i} - W_v) \;(+\, \text{an exact term}),$$
 #
 # where the bracket is the exact change of a read-out that scores the tokens themselves (the
-# likelihood read-out `lm_nll` scores the answer digits as its targets, and its
-# log-probabilities are linear in a one-hot target $t_i$). One forward and one backward pass give
-# $d$ for every position and every token at once (`saliency.first_order_scores`). Three methods
-# use it:
+# likelihood read-out `lm_nll` scores the answer digits as its targets, and its log-probabilities
+# are linear in a one-hot target). One forward and one backward pass give $\hat\Delta$ for every
+# position and every token at once (`saliency.first_order_scores`). Three methods use it:
 #
-# * **HotFlip** and the attack's pruning: keep the substitutions with the largest $d$, then
-#   evaluate them exactly;
+# * **HotFlip** and the attack's pruning: keep the substitutions with the largest $\hat\Delta$,
+#   then evaluate them exactly;
 # * **Gibbs-with-Gradients**: *draw* one substitution $(i, v)$, $v \ne x_i$, with probability
-#   $q(i, v \mid x) \propto \exp(d(x)[i, v] / 2)$, then accept or reject it (section 3);
+#   $q(i, v \mid x) \propto \exp(\hat\Delta(x)[i, v] / 2)$, then accept or reject it (section 3);
 # * **discrete Langevin (DMALA)**: at every position at once, draw $v$ with probability
-#   $\propto \exp(d(x)[i, v]/2 - [v \ne x_i]/\alpha)$; a small step size $\alpha$ keeps most
+#   $\propto \exp(\hat\Delta(x)[i, v]/2 - [v \ne x_i]/\beta)$; a small step size $\beta$ keeps most
 #   positions as they are.
 #
-# All three trust $d$ to point at good substitutions. How far can it be trusted?
+# All three trust $\hat\Delta$ to point at good substitutions. How far can it be trusted?
 #
 # ## 2. How good is the first-order score? Measured
 #
-# For each sequence and each of its 15 × 9 = 135 single digit substitutions, the predicted fall
-# $d$ against the true fall $D = E(x) - E(x')$ (one forward pass per substitution,
+# For each sequence and each of its 16 × 9 = 144 single digit substitutions, the predicted fall
+# $\hat\Delta$ against the true fall $\Delta = E(x) - E(x')$ (one forward pass per substitution,
 # `first_order_study.substitution_effects`). Two numbers per sequence, over the substitutions at
-# one group of positions: **Spearman's $\rho$**, the correlation of the ranks of $d$ and $D$ (1:
-# the same order; 0: unrelated), and **top-1**, whether the substitution $d$ ranks first is the
-# one that lowers $E$ most. By chance, top-1 is 1/45 at the answer's 5 digits and 1/90 at the
-# operands' 10. First the picture for 16 $P_{LM}$ samples under the likelihood read-out:
+# one group of positions: **Spearman's $\rho$**, the correlation of the ranks of $\hat\Delta$ and
+# $\Delta$ (1: the same order; 0: unrelated), and **top-1**, whether the substitution $\hat\Delta$
+# ranks first is the one that lowers $E$ most. By chance, top-1 is 1/54 at the answer's 6 digits
+# and 1/90 at the operands' 10. First the picture for 16 $P_{LM}$ samples under the likelihood
+# read-out:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -143,8 +145,8 @@ for group, positions in (("answer", task.c_positions),
     keep = effects.candidates[:, positions]
     prediction_scatter(effects.predicted[:, positions][keep].tolist(),
                        effects.actual[:, positions][keep].tolist(),
-                       f"lm_nll read-out, {group} digits: first-order d against the true fall D",
-                       "predicted fall d", "true fall D = E(x) - E(x')").show()
+                       f"lm_nll read-out, {group} digits: first-order estimate against the truth",
+                       "first-order estimate of the fall", "true fall E(x) - E(x')").show()
 
 # %% [markdown]
 # At the answer digits the points lie along the diagonal; at the operand digits they form a
@@ -164,14 +166,13 @@ for name, model in energies.items():
 # %% [markdown]
 # What the table says:
 #
-# * **The likelihood read-out's answer digits are ranked almost perfectly.** Most of $E$'s
-#   change when an answer digit changes is that digit's own term of the negative
-#   log-likelihood, and that term is linear in the one-hot target: $d$ gets it exactly. Only what
-#   the new digit changes *downstream* (the later answer digits' predictions) is a first-order
-#   estimate.
+# * **The likelihood read-out's answer digits are ranked almost perfectly.** Most of $E$'s change
+#   when an answer digit changes is that digit's own term of the negative log-likelihood, and that
+#   term is linear in the one-hot target: $\hat\Delta$ gets it exactly. Only what the new digit
+#   changes *downstream* (the later answer digits' predictions) is a first-order estimate.
 # * **The operand digits are ranked barely better than chance, under both read-outs.** Writing
-#   $v$ in place of $x_i$ is not a small move: $E_v - e_{x_i}$ is as long as the embeddings
-#   themselves, far outside the region where the tangent plane at $e_{x_i}$ describes $E$. And
+#   $v$ in place of $x_i$ is not a small move: $W_v - W_{x_i}$ is as long as the embeddings
+#   themselves, far outside the region where the tangent plane at $e_i$ describes $E$. And
 #   addition makes it worse: whether a new operand digit is good depends on the answer digit
 #   below it and on the carry, an interaction ("this digit *and* that one"), not a sum of
 #   separate effects. A first-order score is a sum of separate effects, one per position, so it
@@ -184,8 +185,8 @@ for name, model in energies.items():
 #   score cannot break.
 #
 # For the attack this costs little where it evaluates all 9 candidates at a position exactly; it
-# costs candidates where it prunes on $d$ (notebook 05), and it costs a sampler its acceptance
-# rate, which section 3 measures.
+# costs candidates where it prunes on $\hat\Delta$ (notebook 05), and it costs a sampler its
+# acceptance rate, which section 3 measures.
 #
 # ## 3. MCMC with gradient proposals: the principled cousin of the attack
 #
@@ -193,32 +194,33 @@ for name, model in energies.items():
 # depends on how greedy it is. A sampler instead draws sequences with probability
 # $p(x) = e^{-U(x)} / Z$: it may step uphill, and how often it goes where is fixed by $U$ alone.
 # On the course's energy the distribution to draw from is the **residual model**
-# $p(x) \propto P_{LM}(x)\, e^{-E(x)/T}$, i.e. $U(x) = E(x)/T - \log P_{LM}(x)$ (`ResidualEnergy`;
-# $T = 1$ is the model Residual-EBM training fits; a small $T$ concentrates $p$ on the minima of
-# $E$).
+# $p(x) \propto P_{LM}(x)\, e^{-E(x)/\tau}$, i.e. $U(x) = E(x)/\tau - \log P_{LM}(x)$
+# (`ResidualEnergy`; $\tau = 1$ is the model Residual-EBM training fits; a small temperature $\tau$
+# concentrates $p$ on the minima of $E$).
 #
-# A gradient-informed sampler proposes $x'$ from $q(x' \mid x)$, built from $d(x)$, and accepts
-# it with the **Metropolis–Hastings** probability
+# A gradient-informed sampler proposes $x'$ from $q(x' \mid x)$, built from $\hat\Delta(x)$, and
+# accepts it with the **Metropolis–Hastings** probability
 #
 # $$\min\big(1, r\big), \qquad r = \frac{p(x')\, q(x \mid x')}{p(x)\, q(x' \mid x)}, \qquad
 # \log r = U(x) - U(x') + \log q(x \mid x') - \log q(x' \mid x).$$
 #
 # With this $r$, the probability flow from $x$ to $x'$ is
 # $p(x)\, q(x' \mid x) \min(1, r) = \min\big(p(x)\, q(x' \mid x),\; p(x')\, q(x \mid x')\big)$,
-# the same as the flow back: **detailed balance**. Summed over $x$, it says that one step from
-# $p$ gives $p$ again, so $p$ is where the chain settles, however rough $d$ is. $d$ decides only
-# how fast the chain gets there. The reverse term $q(x \mid x')$ needs $d(x')$, one more gradient
-# pass, which GWG and DMALA pay on every step (`mcmc.py` counts it).
+# the same as the flow back: **detailed balance**. Summed over $x$, it says that one step from $p$
+# gives $p$ again, so $p$ is where the chain settles, however rough $\hat\Delta$ is. $\hat\Delta$
+# decides only how fast the chain gets there. The reverse term $q(x \mid x')$ needs
+# $\hat\Delta(x')$, one more gradient pass, which GWG and DMALA pay on every step (`mcmc.py`
+# counts it).
 #
 # ### Exercise 08.1
 #
-# Write GWG's proposal for one sequence: given the scores `scores` $d$ of shape $(T, V)$, the
-# tokens $x$ of shape $(T,)$ and a mask `allowed` $(T, V)$ of the substitutions the task permits,
-# return the $(T, V)$ tensor of probabilities
-# $q(i, v \mid x) = \exp(d[i, v]/2) / \sum_{(j, w)} \exp(d[j, w]/2)$, the sum over the allowed
-# $(j, w)$ with $w \ne x_j$, and 0 at every other $(i, v)$ (the current tokens included). It must
-# work for scores in the thousands. The checker compares it with a Python loop over every
-# $(i, v)$, and names the usual mistakes.
+# Write GWG's proposal for one sequence: given the scores `scores` $\hat\Delta$ of shape $(T, V)$
+# ($V = |\mathcal{V}|$), the tokens $x$ of shape $(T,)$ and a mask `allowed` $(T, V)$ of the
+# substitutions the task permits, return the $(T, V)$ tensor of probabilities
+# $q(i, v \mid x) = \exp(\hat\Delta[i, v]/2) / \sum_{(j, w)} \exp(\hat\Delta[j, w]/2)$, the sum
+# over the allowed $(j, w)$ with $w \ne x_j$, and 0 at every other $(i, v)$ (the current tokens
+# included). It must work for scores in the thousands. The checker compares it with a Python loop
+# over every $(i, v)$, and names the usual mistakes.
 
 # %%
 def gwg_proposal_probs(scores: torch.Tensor, tokens: torch.Tensor,
@@ -271,9 +273,9 @@ check_acceptance_probability(acceptance_probability)
 # ### Detailed balance, seen
 #
 # The toy of notebook 01 has $3^4 = 81$ states, so one GWG step can be written down exactly: the
-# $81 \times 81$ matrix $K[x, y]$ = probability of moving from $x$ to $y$ (`toy.kernel.gwg_kernel`,
+# $81 \times 81$ matrix $M[x, y]$ = probability of moving from $x$ to $y$ (`toy.kernel.gwg_kernel`,
 # built from the same proposal and ratio the sampler runs). Each point below is one pair of
-# neighbouring states: the flow $p(x) K[x, y]$ against the flow back $p(y) K[y, x]$. With the MH
+# neighbouring states: the flow $p(x) M[x, y]$ against the flow back $p(y) M[y, x]$. With the MH
 # ratio as written, every point lies on the diagonal. With the $q$ terms dropped from $r$ (as if
 # the proposal were symmetric, which a gradient-informed proposal is not), they scatter:
 
@@ -291,7 +293,7 @@ for name, kernel in kernels.items():
     pairs = torch.triu(torch.ones_like(flow, dtype=torch.bool), diagonal=1) & (kernel > 0)
     prediction_scatter(flow[pairs].tolist(), flow.T[pairs].tolist(),
                        f"GWG on the toy, {name}: flow x → y against flow y → x",
-                       "p(x) K[x, y]", "p(y) K[y, x]").show()
+                       "p(x) M[x, y]", "p(y) M[y, x]").show()
 
 # %%
 for name, kernel in kernels.items():
@@ -321,7 +323,7 @@ state_heatmaps(drawn, 3, 4, "Where 500 chains spend their time, against the exac
 # So much for correctness. Speed is another matter: a sampler is only as good as the moves it
 # accepts, and section 2 says its proposals are poorly informed at the operand digits. On the
 # course's energy, 100 chains of each sampler from $P_{LM}$ samples, 20 steps, on the residual
-# model at $T = 1$ (DMALA's step size $\alpha$ as the study below uses for each read-out):
+# model at $\tau = 1$ (DMALA's step size $\beta$ as the study below uses for each read-out):
 
 # %%
 for (name, model), step_size in zip(energies.items(), (0.2, 0.05)):
@@ -338,8 +340,8 @@ for (name, model), step_size in zip(energies.items(), (0.2, 0.05)):
 # Under the scalar read-out both samplers accept most of their proposals and nearly every chain
 # moves. Under the likelihood read-out, whose energy is sharp around the sequences $P_{LM}$ and
 # the energy agree on, GWG accepts a few percent, and DMALA's acceptances are mostly proposals
-# that change nothing (at $\alpha = 0.05$ most positions keep their token): few of its chains
-# moved at all (with $\alpha = 0.2$ it accepts almost nothing). A rejected proposal still
+# that change nothing (at $\beta = 0.05$ most positions keep their token): few of its chains
+# moved at all. A rejected proposal still
 # costs its two passes. That is the trade the paper points at: an attack always moves (it takes
 # the best candidate it evaluated), a sampler moves only when the move is consistent with $p$.
 #
@@ -353,7 +355,7 @@ for (name, model), step_size in zip(energies.items(), (0.2, 0.05)):
 # other digits at the salient position (10 evaluations); a chain step evaluates one proposal, so
 # the attack's 2 steps match 19 chain steps. Every trained energy then generates by
 # sample-then-search from the same 100 $P_{LM}$ samples: the attack, or a sampler run as a search
-# at the low temperature $T = 0.25$, each judged after 10, 20, 50 and 100 evaluations per
+# at the low temperature $\tau = 0.25$, each judged after 10, 20 and 50 evaluations per
 # sequence. Two families, as in the reproduction: the paper's scalar read-out with its greedy
 # attack, where spurious modes exist, and the likelihood read-out with the tabu attack, the
 # control. The shipped results (5 seeds, full protocol; the command, protocol and timings are in
@@ -442,16 +444,16 @@ print("paper family, seconds per fine-tuning: " + ", ".join(
 #
 # **As negatives for training** (paper family, first table and figure), all three ways of moving
 # the $P_{LM}$ samples help, by the same amount (the per-method intervals overlap widely, since
-# seeds differ much more than methods do; paired by seed, the differences are clear): given 20 energy evaluations per negative, the
-# attack, GWG chains and DMALA chains each raise correctness after the attack search by about
-# +0.03 over continuing BCE, paired intervals above 0, in 4 or 5 of 5 seeds. The attack-trained
-# energy has the fewest spurious modes left (0.44 of its outputs, against 0.56 for BCE
-# continued, 0.51 and 0.55 for the chains), though with 5 seeds no paired interval on that
-# excludes 0. The chains pay for the same evaluations with ten times the gradient passes and a
-# pass of $P_{LM}$ each: a fine-tuning takes about 4 times as long.
+# seeds differ much more than methods do; paired by seed, the differences are clear): given 20
+# energy evaluations per negative, the attack, GWG chains and DMALA chains each raise correctness
+# after the attack search by about +0.03 over continuing BCE, paired intervals above 0, in 4 or 5
+# of 5 seeds. The attack-trained energy has the fewest spurious modes left (0.44 of its outputs,
+# against 0.56 for BCE continued, 0.51 and 0.55 for the chains), though with 5 seeds no paired
+# interval on that excludes 0. The chains pay for the same evaluations with ten times the gradient
+# passes and a pass of $P_{LM}$ each: a fine-tuning takes about 4 times as long.
 #
 # **As searches** (second figure, and the lines above), the attack reaches spurious modes sooner:
-# at 20 evaluations (2 attack steps against 19 chain steps) the samplers at $T = 0.25$ leave
+# at 20 evaluations (2 attack steps against 19 chain steps) the samplers at $\tau = 0.25$ leave
 # 0.08–0.11 fewer of their outputs in spurious modes (on the Algorithm-1 energy both paired
 # intervals are below 0; on the BCE energy they reach just past 0). But at 50 evaluations the
 # samplers have caught up: no difference remains. Fifty steps is not a long
@@ -477,16 +479,17 @@ print("paper family, seconds per fine-tuning: " + ", ".join(
 # ## Summary
 #
 # * HotFlip, the attack's pruning, GWG and DMALA all rest on one first-order score,
-#   $d(x)[i, v] = g_i \cdot (E_v - e_{x_i})$ (plus the exact term of a read-out that scores the
-#   tokens), from one forward and one backward pass.
+#   $\hat\Delta(x)[i, v] = g_i \cdot (W_{x_i} - W_v)$ (plus the exact term of a read-out that
+#   scores the tokens), from one forward and one backward pass.
 # * Measured over every single substitution, it ranks the likelihood read-out's answer digits
 #   almost perfectly and the operand digits barely above chance: a token swap is a long jump in
 #   embedding space, and addition's digits interact, which no first-order score can express.
-# * A gradient-informed sampler proposes from $d$ and corrects with the Metropolis–Hastings ratio
-#   $r = p(x') q(x \mid x') / (p(x) q(x' \mid x))$; detailed balance then makes $p$ its
-#   stationary distribution however rough $d$ is (exactly, on the toy's $81 \times 81$ kernel),
-#   and without the $q$ terms it settles elsewhere. $d$ sets only how fast it mixes.
-# * A poor $d$ makes a sampler slow where it makes an attack merely suboptimal: rejected
+# * A gradient-informed sampler proposes from $\hat\Delta$ and corrects with the
+#   Metropolis–Hastings ratio $r = p(x') q(x \mid x') / (p(x) q(x' \mid x))$; detailed balance then
+#   makes $p$ its stationary distribution however rough $\hat\Delta$ is (exactly, on the toy's
+#   $81 \times 81$ kernel), and without the $q$ terms it settles elsewhere. $\hat\Delta$ sets only
+#   how fast it mixes.
+# * A poor $\hat\Delta$ makes a sampler slow where it makes an attack merely suboptimal: rejected
 #   proposals cost their passes and move nothing.
 # * At equal energy evaluations, Algorithm 1's negatives from the attack, from GWG chains or from
 #   DMALA chains improve the paper's energy by the same amount (+0.03 correctness, paired by
