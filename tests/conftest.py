@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from advebm_teach import AdditionTask, TransformerEnergy
+from advebm_teach.toy.ebm import ToyEBM
 
 os.environ.setdefault("ADVEBM_FAST", "1")  # the unit tests' long pipelines run small
 
@@ -51,6 +52,16 @@ def energy_with_random_readout(task: AdditionTask, seed: int = 0, head: str = "m
     model = TransformerEnergy.for_task(task, head=head, **kwargs).eval()
     torch.nn.init.normal_(model.energy_readout.weight, std=0.5)
     torch.nn.init.normal_(model.energy_readout.bias, std=0.5)
+    return model
+
+
+def sharp_toy(length: int, seed: int = 0) -> ToyEBM:
+    """A toy EBM over 3 symbols with its weights scaled up (hidden 2x, read-out 3x): a p_theta with
+    clear modes, the samplers' and estimators' sterner test."""
+    model = ToyEBM(3, length, seed=seed, hidden=8)
+    with torch.no_grad():
+        model.hidden_weight.mul_(2.0)
+        model.out_weight.mul_(3.0)
     return model
 
 

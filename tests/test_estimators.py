@@ -20,6 +20,7 @@ from advebm_teach.toy.ebm import BigramLM, ToyEBM, all_states, closed_walk_distr
 from advebm_teach.toy.estimators import (adversarial, cosine, error_table, exact, flat, gibbs, gibbs_sweeps,
                                          gibbs_with_gradients, gwg_steps, importance_sampling, nce,
                                          relative_error, train)
+from conftest import sharp_toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 
@@ -28,14 +29,6 @@ P_DATA = closed_walk_distribution(V, T)
 DATA = sample_states(all_states(V, T), P_DATA, 256, seed=1)
 PLM = BigramLM.fit(P_DATA, V, T)
 
-
-def sharp_model(seed: int = 0) -> ToyEBM:
-    """3 symbols, length 3, weights scaled up: a p_theta with clear modes on 27 states."""
-    model = ToyEBM(3, 3, seed=seed, hidden=8)
-    with torch.no_grad():
-        model.hidden_weight.mul_(2.0)
-        model.out_weight.mul_(3.0)
-    return model
 
 
 def tv_distance(samples: torch.Tensor, probs: torch.Tensor, n_symbols: int) -> float:
@@ -80,7 +73,7 @@ def test_exact_estimator_is_exact_grad_at_the_cost_of_every_state():
 def test_mcmc_started_at_exact_samples_stays_at_p_theta(sampler):
     """p_theta is invariant: chains that start at exact samples are still distributed as p_theta afterwards.
     (A Metropolis-Hastings ratio without the reverse proposal fails this: TV 0.16, against 0.008 here.)"""
-    model = sharp_model()
+    model = sharp_toy(3)
     with torch.no_grad():
         probs = model.distribution()
     start = model.sample(40_000, seed=0)
@@ -96,7 +89,7 @@ def test_mcmc_started_at_exact_samples_stays_at_p_theta(sampler):
 
 @pytest.mark.parametrize("sampler", ["gibbs", "gwg"])
 def test_mcmc_from_a_bad_start_approaches_p_theta(sampler):
-    model = sharp_model()
+    model = sharp_toy(3)
     with torch.no_grad():
         probs = model.distribution()
     start = torch.zeros(20_000, 3, dtype=torch.long)  # every chain at 000

@@ -5,23 +5,17 @@ import pytest
 import torch
 
 from advebm_teach.mcmc import gibbs_with_gradients
-from advebm_teach.toy.ebm import ToyEBM, state_index
+from advebm_teach.toy.ebm import state_index
 from advebm_teach.toy.kernel import gwg_kernel, stationary_distribution
+from conftest import sharp_toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def sharp_model(seed: int = 0) -> ToyEBM:
-    model = ToyEBM(3, 4, seed=seed, hidden=8)
-    with torch.no_grad():
-        model.hidden_weight.mul_(2.0)
-        model.out_weight.mul_(3.0)
-    return model
-
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_kernel_is_stochastic_balanced_and_leaves_p_invariant(seed):
-    model = sharp_model(seed)
+    model = sharp_toy(4, seed)
     kernel = gwg_kernel(model)
     with torch.no_grad():
         p = model.distribution()
@@ -37,7 +31,7 @@ def test_the_kernel_is_stochastic_balanced_and_leaves_p_invariant(seed):
 
 
 def test_the_symmetric_ratio_breaks_the_balance():
-    model = sharp_model()
+    model = sharp_toy(4)
     with torch.no_grad():
         p = model.distribution()
     wrong = gwg_kernel(model, symmetric_ratio=True)
@@ -49,7 +43,7 @@ def test_the_symmetric_ratio_breaks_the_balance():
 
 
 def test_the_kernel_row_is_what_the_sampler_does_in_one_step():
-    model = sharp_model()
+    model = sharp_toy(4)
     kernel = gwg_kernel(model)
     start = model.states()[[17]].repeat(40_000, 1)
     after = gibbs_with_gradients(model, model.sequences, start, 1, seed=3).states

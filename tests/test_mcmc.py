@@ -21,7 +21,7 @@ from advebm_teach.mcmc import (discrete_langevin, gibbs_with_gradients, gwg_prop
                                langevin_proposal)
 from advebm_teach.residual import ResidualEnergy
 from advebm_teach.toy.ebm import ToyEBM, all_states, state_index
-from conftest import energy_with_random_readout
+from conftest import energy_with_random_readout, sharp_toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
@@ -29,14 +29,6 @@ V, T = 3, 4  # 81 states
 TV_BOUND, CHAINS, STEPS, BURN_IN = 0.05, 500, 200, 50
 SAMPLERS = {"gwg": gibbs_with_gradients, "dmala": discrete_langevin}
 
-
-def sharp_model(seed: int = 0) -> ToyEBM:
-    """A toy p_theta with clear modes (largest state probability 0.31)."""
-    model = ToyEBM(V, T, seed=seed, hidden=8)
-    with torch.no_grad():
-        model.hidden_weight.mul_(2.0)
-        model.out_weight.mul_(3.0)
-    return model
 
 
 def long_run_tv(sampler, model: ToyEBM) -> float:
@@ -81,7 +73,7 @@ def dmala_reference(model: ToyEBM, x: torch.Tensor, y: torch.Tensor, alpha: floa
 # ---------------------------------------------------------------- the long run is exact
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_long_run_distribution_is_p_theta(name):
-    assert long_run_tv(SAMPLERS[name], sharp_model()) < TV_BOUND
+    assert long_run_tv(SAMPLERS[name], sharp_toy(4)) < TV_BOUND
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -89,12 +81,12 @@ def test_without_the_reverse_proposal_the_long_run_is_wrong(name, monkeypatch):
     """The bound has power: the ratio p(x') / (p(x) q(x' | x)) misses it by far (0.22, 0.31)."""
     monkeypatch.setattr(mcmc, "metropolis_hastings_log_ratio",
                         lambda energy, new_energy, forward, reverse: energy - new_energy - forward)
-    assert long_run_tv(SAMPLERS[name], sharp_model()) > 3 * TV_BOUND
+    assert long_run_tv(SAMPLERS[name], sharp_toy(4)) > 3 * TV_BOUND
 
 
 # ---------------------------------------------------------------- proposals and the MH ratio
 def test_gwg_proposal_matches_enumerated_substitutions():
-    model, states = sharp_model(1), all_states(V, T)
+    model, states = sharp_toy(4, 1), all_states(V, T)
     log_q = gwg_proposal(reference_scores(model, states).detach(), states,
                          torch.ones(len(states), T, V, dtype=torch.bool))
     for k in (0, 5, 40, 80):
@@ -110,7 +102,7 @@ def test_gwg_proposal_matches_enumerated_substitutions():
 
 
 def test_langevin_proposal_matches_the_product_over_all_states():
-    model, states, alpha = sharp_model(1), all_states(V, T), 0.7
+    model, states, alpha = sharp_toy(4, 1), all_states(V, T), 0.7
     log_q = langevin_proposal(reference_scores(model, states).detach(), states,
                               torch.ones(len(states), T, V, dtype=torch.bool), alpha)
     x = states[17]
@@ -123,7 +115,7 @@ def test_langevin_proposal_matches_the_product_over_all_states():
 def test_proposals_are_drawn_from_their_distributions():
     """20,000 one-step chains from one state: the proposals' frequencies against q (TV < 0.02,
     sampling noise about 0.01)."""
-    model, states = sharp_model(1), all_states(V, T)
+    model, states = sharp_toy(4, 1), all_states(V, T)
     x = states[40].repeat(20_000, 1)
     d = reference_scores(model, states[40:41]).detach()
     allowed = torch.ones(1, T, V, dtype=torch.bool)
@@ -146,7 +138,7 @@ def test_acceptance_ratio_matches_brute_force_from_every_state(name):
     """One step from each of the 81 states: log r against log p from the enumerated p_theta and
     q from the enumerations above; r >= 1 is always accepted, and a state changes only to its
     proposal."""
-    model, states = sharp_model(2), all_states(V, T)
+    model, states = sharp_toy(4, 2), all_states(V, T)
     trace = SAMPLERS[name](model, model.sequences, states, 1, seed=4, keep_trace=True).trace
     with torch.no_grad():
         log_p = model.log_prob(states)  # -E - log Z, Z summed over all states
@@ -199,7 +191,7 @@ def test_cost_counts_the_passes_run_and_seeds_reproduce(name):
 
 
 def test_trace_records_start_moves_and_end():
-    model = sharp_model()
+    model = sharp_toy(4)
     init = all_states(V, T)[:10]
     result = gibbs_with_gradients(model, model.sequences, init, 6, seed=0, keep_trace=True)
     trace = result.trace
