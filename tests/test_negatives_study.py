@@ -119,3 +119,13 @@ def test_the_shipped_study_holds_what_the_readme_and_notebook_08_claim():
     assert control["plm"]["attack"]["correctness"]["50"]["interval"][0] > 0.7
     assert max(control["plm"][how]["correctness"]["50"]["interval"][0]
                for how in ("gwg", "dmala")) < 0.4
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"config": "tiny"}, ValueError, "unknown config 'tiny'"),
+    ({"seeds": 0}, ValueError, "seeds must be an int >= 1, got 0"),
+    ({"seeds": 1.5}, TypeError, "seeds must be an int"),
+])
+def test_bad_arguments_are_refused_before_any_work(arguments, error, message):
+    with pytest.raises(error, match=message):
+        study.run_experiment(progress=False, **arguments)

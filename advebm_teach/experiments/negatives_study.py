@@ -45,8 +45,8 @@ from torch import nn
 
 from ..attack import DiscreteAttack
 from ..checkpoints import file_sha256, load_pretrained, pretrained_path
-from ..checks import check_int
-from ..config import TrainConfig, fast_mode, make_task, pick_device
+from ..checks import check_folder, check_int
+from ..config import TrainConfig, fast_mode, get_config, make_task, pick_device
 from ..mcmc import discrete_langevin, gibbs_with_gradients
 from ..residual import ResidualEnergy
 from ..sampling import energies_of, sample_lm
@@ -121,22 +121,23 @@ class NegativesStudyProtocol:
 
 
 def train_energies(family: Family, task: AdditionTask, plm: nn.Module, seed: int,
-                   protocol: NegativesStudyProtocol, device: torch.device
+                   protocol: NegativesStudyProtocol, device: torch.device, config: str = "course"
                    ) -> tuple[dict[str, nn.Module], dict[str, float]]:
-    """The baseline, then one fine-tuned copy per method of ``METHODS``; the four energies and
-    each one's training seconds (the baseline's under ``"baseline"``)."""
+    """The baseline (from ``config``'s pre-trained energy LM), then one fine-tuned copy per method
+    of ``METHODS``; the four energies and each one's training seconds (the baseline's under
+    ``"baseline"``)."""
     data = task.sample(protocol.n_data, seed=90_000 + seed)
     val = task.sample(protocol.n_val, seed=91_000 + seed)
 
-    def config(epochs: int, run_seed: int) -> TrainConfig:
+    def training(epochs: int, run_seed: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=protocol.batch_size, lr=family.lr,
                            weight_decay=0.01, patience=protocol.patience, seed=run_seed)
 
-    base = load_pretrained("energy_lm", task_config(task)).to(device)
+    base = load_pretrained("energy_lm", config).to(device)
     base.head = family.head
     clock = time.perf_counter()
     train_ebm(base, task, data, plm, "bce", val_data=val, progress=False,
-              config=config(protocol.base_epochs, seed))
+              config=training(protocol.base_epochs, seed))
     seconds = {"baseline": time.perf_counter() - clock}
     chain_options = {"gwg": {"temperature": protocol.temperature},
                      "dmala": {"temperature": protocol.temperature,
@@ -149,15 +150,10 @@ def train_energies(family: Family, task: AdditionTask, plm: nn.Module, seed: int
                   protocol.attack_steps, val_data=val, attack_options=family.training_attack,
                   chain_steps=protocol.chain_steps if method in chain_options else 0,
                   chain_options=chain_options.get(method), progress=False,
-                  config=config(protocol.epochs, 1_000 + seed))
+                  config=training(protocol.epochs, 1_000 + seed))
         seconds[method] = time.perf_counter() - clock
         energies[method] = model
     return energies, seconds
-
-
-def task_config(task: AdditionTask) -> str:
-    """The course configuration of ``task`` (by its digits)."""
-    return "course" if task.n_digits == 5 else "paper"
 
 
 def search(energy_model: nn.Module, plm: nn.Module, task: AdditionTask, family: Family,
@@ -209,7 +205,7 @@ def run_seed(seed: int, protocol: NegativesStudyProtocol, config: str = "course"
     result: dict[str, Any] = {"seed": seed, "families": {}}
     for name in protocol.families:
         family = FAMILIES[name]
-        energies, seconds = train_energies(family, task, plm, seed, protocol, device)
+        energies, seconds = train_energies(family, task, plm, seed, protocol, device, config)
         rows = {}
         for method, model in energies.items():
             threshold = float(energies_of(model, test_data).median())
@@ -265,6 +261,7 @@ def run_experiment(config: str = "course", out: str | Path | None = None, restar
     """Every seed (default ``protocol.seeds``), each stored under ``out/negatives_seeds`` when
     ``out`` is given (read back by a later run with the same fingerprint; ``restart`` discards
     them); returns the results (see ``report_negatives_study``)."""
+    get_config(config)
     protocol = NegativesStudyProtocol.for_mode()
     n_seeds = protocol.seeds if seeds is None else check_int("seeds", seeds, low=1)
     device = pick_device()
@@ -273,7 +270,7 @@ def run_experiment(config: str = "course", out: str | Path | None = None, restar
                    "pretrained_sha256": {
                        kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
                        for kind in ("plm", "energy_lm")}}
-    folder = Path(out) / "negatives_seeds" if out is not None else None
+    folder = check_folder("out", out) / "negatives_seeds" if out is not None else None
     per_seed, resumed = [], []
     for seed in range(n_seeds):
         path = folder / f"seed_{seed}.json" if folder is not None else None
