@@ -105,7 +105,12 @@ def main(arguments: list[str]) -> None:
     sources = [Path(p).resolve() for p in arguments] or sorted(
         path for folder in TARGETS for path in folder.glob("[0-9]*.py"))
     import kaleido
+    from choreographer.browsers.chromium import Chromium
 
+    if Chromium.find_browser(skip_local=False) is None:  # else kaleido's server thread dies and
+        # the build waits for it forever
+        sys.exit("no Chrome or Chromium found: the figures' PNG twins need one. Install it "
+                 "(Debian: apt-get install chromium) or run kaleido_get_chrome")
     kaleido.start_sync_server(silence_warnings=True)  # one Chromium for every figure
     warnings.filterwarnings("ignore", "The kopts argument is ignored")  # plotly, with a server
     try:
