@@ -293,12 +293,12 @@ def train_ebm(
                             **(attack_options or {}))
     if method in CHAINS:  # the residual model's own samples: P_LM beside E, on E's device
         chain_lm = lm if model_device(lm) == device else copy.deepcopy(lm).to(device)
-        residual = ResidualEnergy(energy_model, chain_lm, task,
-                                  chain_options.pop("temperature", 1.0))
+        residual = ResidualEnergy(energy_model, chain_lm, task, chain_options["temperature"])
+        sampler_options = {k: v for k, v in chain_options.items() if k != "temperature"}
 
     def negatives_for(tokens: torch.Tensor) -> torch.Tensor:
         if method in CHAINS and chain_steps:
-            return CHAINS[method](residual, task, tokens, chain_steps, **chain_options).states
+            return CHAINS[method](residual, task, tokens, chain_steps, **sampler_options).states
         # lines 7-15: attack each P_LM sample for S steps with the current energy; X'* = the
         # final sequences (S = 0: the P_LM samples themselves, the BCE baseline)
         return attack.attack(tokens).final.to(device) if attack.steps else tokens.to(device)
@@ -325,9 +325,7 @@ def train_ebm(
 
     settings = {"method": method, "attack_steps": attack_steps, "loss": loss, "alpha": alpha,
                 "attack_options": attack_options or {}, "chain_steps": chain_steps,
-                "chain_options": {**chain_options,
-                                  **({"temperature": residual.temperature}
-                                     if method in CHAINS else {})},
+                "chain_options": chain_options,
                 "data_sha256": data_fingerprint(data, val_data, negatives, val_negatives)}
     return fit(energy_model, minimise(batch_loss), config, n_train=len(data), validate=validate,
                n_val=len(val_data), settings=settings, checkpoint_dir=checkpoint_dir,
@@ -432,8 +430,8 @@ def fit(model: nn.Module, train_step: TrainStep, config: TrainConfig, *, n_train
 
 
 def _check_chain_options(method: str, options: dict | None) -> dict:
-    """A copy of ``chain_options``: ``temperature`` (any chain) and ``step_size`` (DMALA), each a
-    positive number."""
+    """A copy of ``chain_options``: ``temperature`` (any chain; 1 when not given) and
+    ``step_size`` (DMALA), each a positive number."""
     options = dict(options or {})
     known = ("temperature", "step_size") if method == "dmala" else ("temperature",)
     unknown = sorted(set(options) - set(known))
@@ -445,7 +443,7 @@ def _check_chain_options(method: str, options: dict | None) -> dict:
                          f"method {method!r} got {options}")
     for name, value in options.items():
         check_positive(f"chain_options[{name!r}]", value)
-    return options
+    return {"temperature": 1.0, **options} if method in CHAINS else options
 
 
 def _training_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
