@@ -2,18 +2,21 @@
 
 For a sequence x and every single substitution x' = x with digit v != x_i at a digit position i:
 
-    predicted decrease  d(x)[i, v] = saliency.first_order_scores(E, x)[i, v]
-                                   = g_i . (E_v - e_{x_i}) + t_i[v] - t_i[x_i],
-    true decrease       D(x)[i, v] = E(x) - E(x'),  one forward pass per substitution.
+    predicted decrease  Δ̂(x)[i, v] = saliency.first_order_scores(E, x)[i, v]
+                                   = g_i . (W_{x_i} - W_v) + t_i[v] - t_i[x_i],
+    true decrease       Δ(x)[i, v] = E(x) - E(x'),  one forward pass per substitution
 
-d is the score HotFlip prunes candidates with and Gibbs-with-Gradients and discrete Langevin
+(g_i = grad_{e_i} E, W the embedding table, t the gradient at a one-hot target: the symbols of
+docs/notation.md).
+
+Δ̂ is the score HotFlip prunes candidates with and Gibbs-with-Gradients and discrete Langevin
 propose from (``mcmc.py``). Per sequence, over the substitutions at one group of positions
 (``GROUPS``: the answer digits c, the operand digits a and b, or all digits):
 
-* Spearman's rho between d and D (``scipy.stats.spearmanr``): does the score order the
+* Spearman's rho between Δ̂ and Δ (``scipy.stats.spearmanr``): does the score order the
   substitutions as the energy does? (per sequence, since a proposal or a pruning step ranks the
   substitutions of one sequence; ``pooled_spearman`` ranks all sequences' substitutions at once);
-* top-1: is argmax d the true argmax D, the best single substitution? By chance: 1 / (number of
+* top-1: is argmax Δ̂ the true argmax Δ, the best single substitution? By chance: 1 / (number of
   substitutions in the group).
 """
 
@@ -37,8 +40,8 @@ GROUPS = ("answer", "operands", "digits")  # c; a and b; all three
 
 @dataclass(frozen=True)
 class SubstitutionEffects:
-    """For B sequences: ``predicted`` d and ``actual`` D ``(B, T, V)`` (CPU, float64), valid
-    where ``candidates (B, T, V)`` is True (a digit v != x_i at a digit position i); D is NaN
+    """For B sequences: ``predicted`` Δ̂ and ``actual`` Δ ``(B, T, V)`` (CPU, float64), valid
+    where ``candidates (B, T, V)`` is True (a digit v != x_i at a digit position i); Δ is NaN
     elsewhere."""
 
     predicted: torch.Tensor
@@ -67,7 +70,7 @@ class RankAgreement:
 
 def substitution_effects(energy_model: nn.Module, task: AdditionTask, tokens: torch.Tensor,
                          batch_size: int = 2048) -> SubstitutionEffects:
-    """d and D for every single digit substitution of well-formed ``tokens (B, T)``; the true
+    """Δ̂ and Δ for every single digit substitution of well-formed ``tokens (B, T)``; the true
     energies in eval mode, ``batch_size`` sequences per forward pass."""
     tokens = check_task(task).check_sequences(tokens).cpu()
     task.check_model("energy_model", energy_model)
@@ -95,7 +98,7 @@ def group_positions(task: AdditionTask, group: str) -> list[int]:
 
 
 def rank_agreement(effects: SubstitutionEffects, positions: list[int]) -> RankAgreement:
-    """Spearman and top-1 agreement of d with D over the substitutions at ``positions``."""
+    """Spearman and top-1 agreement of Δ̂ with Δ over the substitutions at ``positions``."""
     keep = effects.candidates[:, positions]  # (B, P, V): the same count in every row
     B = len(keep)
     predicted = effects.predicted[:, positions][keep].view(B, -1).numpy()  # (B, P * 9)

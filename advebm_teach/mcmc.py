@@ -4,17 +4,19 @@ Both sample p(x) = exp(-U(x)) / Z for an energy U on the course's embedding seam
 (U = E_toy), or the residual model's ``residual.ResidualEnergy`` (U = E / temperature - log P_LM).
 Both propose from the course's one first-order token score, the HotFlip score of ``saliency.py``,
 
-    d(x)[i, v] = g_i . (E_v - e_{x_i}) + t_i[v] - t_i[x_i]  ~  U(x) - U(x with v at i),
+    Δ̂(x)[i, v] = g_i . (W_{x_i} - W_v) + t_i[v] - t_i[x_i]  ~  U(x) - U(x with v at i),
 
-the predicted change of log p when v is written at i, from one forward and one backward pass.
-Only the positions ``task.editable_mask`` allows change, and only to ``task.writable_tokens``.
+the predicted change of log p when v is written at i (g_i = grad_{e_i} U, W the embedding
+table, t the gradient at a one-hot target: docs/notation.md), from one forward and one backward
+pass. Only the positions ``task.editable_mask`` allows change, and only to
+``task.writable_tokens``.
 
 * **Gibbs-with-Gradients** (Grathwohl et al. 2021): one substitution (i, v), v != x_i, drawn from
-  q(i, v | x) = softmax over all single substitutions of d(x)[i, v] / 2.
+  q(i, v | x) = softmax over all single substitutions of Δ̂(x)[i, v] / 2.
 * **DMALA**, discrete Langevin with the MH correction (Zhang et al. 2022): every editable position
   at once, independently, q(x' | x) = prod_i q_i(x'_i | x) with
-  q_i(v | x) ∝ exp(d(x)[i, v] / 2 - ||onehot(v) - onehot(x_i)||^2 / (2 beta))
-  = exp(d(x)[i, v] / 2 - [v != x_i] / beta); beta is ``step_size``.
+  q_i(v | x) ∝ exp(Δ̂(x)[i, v] / 2 - ||onehot(v) - onehot(x_i)||^2 / (2 beta))
+  = exp(Δ̂(x)[i, v] / 2 - [v != x_i] / beta); beta is ``step_size``.
 
 Both accept x' with the Metropolis-Hastings probability min(1, r),
 
@@ -24,7 +26,7 @@ so p is invariant however rough the first-order score is: it decides how fast th
 never where they go.
 
 Cost, counted exactly: each chain's start and each proposal are scored by one forward and one
-backward pass (U(x') and d(x') come together; d(x') is needed for the reverse probability
+backward pass (U(x') and Δ̂(x') come together; Δ̂(x') is needed for the reverse probability
 q(x | x')), so ``energy_evaluations = gradient_passes = chains * (steps + 1)``. For a
 ``ResidualEnergy`` one evaluation runs both E and P_LM.
 
@@ -75,15 +77,15 @@ class ChainResult:
 
 def gwg_proposal(scores: torch.Tensor, tokens: torch.Tensor,
                  allowed: torch.Tensor) -> torch.Tensor:
-    """``(B, T, V)``: log q(i, v | x) = log softmax_{(i, v)}(d(x)[i, v] / 2) over the allowed
-    substitutions with v != x_i (``-inf`` elsewhere); ``scores`` d ``(B, T, V)``."""
+    """``(B, T, V)``: log q(i, v | x) = log softmax_{(i, v)}(Δ̂(x)[i, v] / 2) over the allowed
+    substitutions with v != x_i (``-inf`` elsewhere); ``scores`` Δ̂ ``(B, T, V)``."""
     logits = (scores / 2).masked_fill(~allowed | _one_hot(tokens, scores), float("-inf"))
     return torch.log_softmax(logits.flatten(1), dim=1).view_as(scores)  # over all (i, v) at once
 
 
 def langevin_proposal(scores: torch.Tensor, tokens: torch.Tensor, allowed: torch.Tensor,
                       step_size: float) -> torch.Tensor:
-    """``(B, T, V)``: log q_i(v | x) = log softmax_v(d(x)[i, v] / 2 - [v != x_i] / beta), each
+    """``(B, T, V)``: log q_i(v | x) = log softmax_v(Δ̂(x)[i, v] / 2 - [v != x_i] / beta), each
     position normalised on its own over its allowed tokens and x_i; a position with nothing
     allowed keeps x_i (log q_i(x_i | x) = 0)."""
     current = _one_hot(tokens, scores)
@@ -226,7 +228,7 @@ def _score(energy_model, table, proposal, x, allowed) -> tuple[torch.Tensor, tor
     """U(x) ``(B,)`` and the proposal's log-probabilities from x ``(B, T, V)``: one forward and
     one backward pass, through the course's first-order score."""
     grads = energy_and_gradient(energy_model, x, target_gradient=True)
-    scores = first_order_from_gradients(grads, table, x)  # d(x): (B, T, V)
+    scores = first_order_from_gradients(grads, table, x)  # Δ̂(x): (B, T, V)
     return grads.energy, proposal.log_probs(scores, x, allowed)
 
 
