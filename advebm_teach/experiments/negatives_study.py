@@ -44,15 +44,14 @@ import torch
 from torch import nn
 
 from ..attack import DiscreteAttack
-from ..checkpoints import file_sha256, load_pretrained, pretrained_path
+from ..checkpoints import load_pretrained
 from ..checks import check_folder, check_int
 from ..config import TrainConfig, fast_mode, get_config, make_task, pick_device
-from ..mcmc import discrete_langevin, gibbs_with_gradients
 from ..residual import ResidualEnergy
 from ..sampling import energies_of, sample_lm
 from ..task import AdditionTask
-from ..trainer import train_ebm
-from .shipping import finished_seed, store_seed
+from ..trainer import CHAINS, train_ebm
+from .shipping import finished_seed, pretrained_sha256, store_seed
 from .statistics import interval, paired_difference
 
 METHODS = ("plm", "attack", "gwg", "dmala")     # how the fine-tuning draws its negatives
@@ -171,9 +170,8 @@ def search(energy_model: nn.Module, plm: nn.Module, task: AdditionTask, family: 
         return states, {"seconds": time.perf_counter() - clock}
     residual = ResidualEnergy(energy_model, plm, task, protocol.search_temperature)
     options = {"step_size": family.step_size} if how == "dmala" else {}
-    sampler = discrete_langevin if how == "dmala" else gibbs_with_gradients
-    chains = sampler(residual, task, start, max(top - 1, 0), seed=seed, keep_trace=True,
-                     **options)
+    chains = CHAINS[how](residual, task, start, max(top - 1, 0), seed=seed, keep_trace=True,
+                         **options)
     # budget b: the start and b - 1 proposals evaluated (budget 0: the start itself)
     states = [chains.trace.tokens[max(b - 1, 0)] for b in protocol.budgets]
     return states, {"seconds": time.perf_counter() - clock,
@@ -267,9 +265,7 @@ def run_experiment(config: str = "course", out: str | Path | None = None, restar
     device = pick_device()
     fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode(),
                    "device": device.type,
-                   "pretrained_sha256": {
-                       kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
-                       for kind in ("plm", "energy_lm")}}
+                   "pretrained_sha256": pretrained_sha256(config)}
     folder = check_folder("out", out) / "negatives_seeds" if out is not None else None
     per_seed, resumed = [], []
     for seed in range(n_seeds):

@@ -53,14 +53,13 @@ import torch
 from torch import nn
 
 from ..attack import DiscreteAttack
-from ..checkpoints import (PRETRAINED_DIR, file_sha256, load_pretrained, pretrained_path,
-                          save_model, write_text_atomic)
+from ..checkpoints import (PRETRAINED_DIR, load_pretrained, save_model, write_text_atomic)
 from ..checks import check_device, check_folder, check_int
 from ..config import fast_mode, get_config, make_task, pick, pick_device
 from ..sampling import energies_of, resample_from_pool, sample_lm
 from .reproduction_report import figures
-from .shipping import (RESULTS_DIR, check_can_ship, finished_seed, load_result, run_folder,
-                       ship_files, store_seed)
+from .shipping import (RESULTS_DIR, check_can_ship, finished_seed, load_result,
+                       pretrained_sha256, run_folder, ship_files, store_seed)
 from ..trainer import EBM_TRAINING, train_ebm
 
 STEPS = (0, 1, 2, 5, 10, 20)
@@ -334,9 +333,7 @@ def reproduce(config: str = "course", seeds: int | None = None, out: str | Path 
             shutil.rmtree(out / folder, ignore_errors=True)
     fingerprint = {"config": config, "protocol": asdict(protocol), "fast_mode": fast_mode(),
                    "device": device.type,
-                   "pretrained_sha256": {
-                       kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
-                       for kind in ("plm", "energy_lm")}}
+                   "pretrained_sha256": pretrained_sha256(config)}
     # the shared evaluation sets and untrained curves, made when a seed needs them
     setup: dict[str, Any] = {}
     setup_s = 0.0

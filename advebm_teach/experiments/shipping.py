@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import CheckpointError, copy_file_atomic, read_json, write_text_atomic
+from ..checkpoints import (CheckpointError, copy_file_atomic, file_sha256, pretrained_path,
+                           read_json, write_text_atomic)
 from ..config import fast_mode
 
 RUNS_DIR = Path("runs")
@@ -65,6 +66,13 @@ def ship_files(pairs: list[tuple[Path, Path]], hint: str = "") -> list[Path]:
     for made, shipped in pairs:
         copy_file_atomic(made, shipped)
     return [Path(shipped) for _, shipped in pairs]
+
+
+def pretrained_sha256(config: str) -> dict[str, str]:
+    """The SHA-256 of ``config``'s shipped P_LM and energy LM: part of a seeded run's fingerprint,
+    so that a stored seed made from other weights is not read back."""
+    return {kind: file_sha256(pretrained_path(kind, config).with_suffix(".safetensors"))
+            for kind in ("plm", "energy_lm")}
 
 
 def finished_seed(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
